@@ -1,0 +1,229 @@
+"""The run folder: the second half of the trainer/TUI contract (see docs/run-folder.md).
+
+``logs/<run_id>/`` holds ``config.yaml`` (resolved, as run), ``preset.txt``
+(the preset it came from), ``events.jsonl``, ``status.json`` (written by the
+supervisor), ``stdout.log``/``stderr.log``, ``requests/`` (control requests
+from the TUI and CLI), ``supervisor.lock`` (held while the supervisor lives)
+and ``checkpoints/<stage>/{last,best}/``.
+
+Light module: no torch.  Everything the TUI needs to find, read and steer a
+run goes through here.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .events import REQUEST_KINDS, STAGES
+
+DEFAULT_LOGS_DIR = Path("logs")
+RUN_STATES = ("pending", "running", "stopping", "stopped", "completed", "failed", "aborted")
+FINAL_STATES = ("stopped", "completed", "failed", "aborted")
+COMMIT_MARKER = "COMMITTED"
+
+
+def logs_dir_from_env(default: str | os.PathLike | None = None) -> Path:
+    return Path(os.environ.get("KRONOS_LOGS_DIR") or default or DEFAULT_LOGS_DIR)
+
+
+def new_run_id(preset: str, logs_dir: Path) -> str:
+    """``YYYYmmdd-HHMMSS-<preset>``, with a counter when two starts share a second."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", preset).strip("-") or "run"
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
+    run_id, n = base, 1
+    while (logs_dir / run_id).exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    return run_id
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write aside, fsync, rename: a reader sees the old file or the new one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    # ---------------------------------------------------------------- paths
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.path / "stdout.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.path / "stderr.log"
+
+    @property
+    def requests_dir(self) -> Path:
+        return self.path / "requests"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / "supervisor.lock"
+
+    def checkpoint_dir(self, stage: str, kind: str) -> Path:
+        """``checkpoints/<stage>/last`` (exact resume) or ``.../best`` (official layout)."""
+        assert stage in STAGES and kind in ("last", "best")
+        return self.path / "checkpoints" / stage / kind
+
+    def has_committed_checkpoint(self, stage: str | None = None) -> bool:
+        stages = [stage] if stage else list(STAGES)
+        return any((self.checkpoint_dir(s, "last") / COMMIT_MARKER).is_file() for s in stages)
+
+    # ---------------------------------------------------------------- status
+    def read_status(self) -> dict[str, Any]:
+        return read_json(self.status_path) or {"run_id": self.run_id, "state": "pending"}
+
+    def write_status(self, **changes: Any) -> dict[str, Any]:
+        status = self.read_status()
+        status.update(changes)
+        status["updated_at"] = time.time()
+        write_json_atomic(self.status_path, status)
+        return status
+
+    def preset_name(self) -> str:
+        try:
+            return (self.path / "preset.txt").read_text(encoding="utf-8").strip()
+        except OSError:
+            return self.read_status().get("preset", "")
+
+    # ---------------------------------------------------------------- liveness
+    def is_alive(self) -> bool:
+        """True while a supervisor holds the lock.  A flock dies with its process,
+        so this never mistakes a recycled pid for a live run."""
+        if not self.lock_path.exists():
+            return False
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            return exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+    def state(self) -> str:
+        """The state as a reader should show it: a run whose status says it is
+        running but whose supervisor is gone was killed (resumable if it has a
+        committed checkpoint)."""
+        state = self.read_status().get("state", "pending")
+        if state in ("running", "stopping", "pending") and not self.is_alive():
+            return "interrupted" if self.status_path.exists() else "pending"
+        return state
+
+    def can_resume(self) -> bool:
+        """Resumable: not running, not finished, and some stage has a committed
+        ``last/`` checkpoint to continue from (finished stages are skipped)."""
+        return (self.config_path.is_file() and not self.is_alive()
+                and self.state() != "completed" and self.has_committed_checkpoint())
+
+    # ---------------------------------------------------------------- requests
+    def request(self, kind: str, source: str = "cli", stage: str | None = None) -> Path:
+        """Ask the run to ``early_stop`` (end this stage, go on), ``stop``
+        (checkpoint, end, resumable) or ``abort``.  Ranks poll the folder at
+        each optimizer step and agree collectively."""
+        if kind not in REQUEST_KINDS:
+            raise ValueError(f"unknown request {kind!r}; allowed: {', '.join(REQUEST_KINDS)}")
+        self.requests_dir.mkdir(parents=True, exist_ok=True)
+        path = self.requests_dir / f"{kind}.json"
+        write_json_atomic(path, {"kind": kind, "t": time.time(), "source": source, "stage": stage,
+                                 "host": socket.gethostname()})
+        if kind == "abort":
+            self.signal_group(signal.SIGTERM)
+        return path
+
+    def pending_request(self, kind: str) -> dict[str, Any] | None:
+        return read_json(self.requests_dir / f"{kind}.json")
+
+    def clear_request(self, kind: str) -> None:
+        try:
+            (self.requests_dir / f"{kind}.json").unlink()
+        except FileNotFoundError:
+            pass
+
+    def signal_group(self, sig: int) -> bool:
+        """Signal the supervisor's process group (torchrun and its workers)."""
+        status = self.read_status()
+        pgid = status.get("pgid")
+        if not pgid or not self.is_alive():
+            return False
+        try:
+            os.killpg(int(pgid), sig)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+
+def list_runs(logs_dir: Path | None = None) -> list[RunFolder]:
+    """Run folders under ``logs_dir``, newest first."""
+    logs_dir = logs_dir or logs_dir_from_env()
+    if not logs_dir.is_dir():
+        return []
+    runs = [RunFolder(p) for p in logs_dir.iterdir()
+            if p.is_dir() and ((p / "status.json").exists() or (p / "events.jsonl").exists() or (p / "config.yaml").exists())]
+    return sorted(runs, key=lambda r: r.run_id, reverse=True)
+
+
+def find_run(ref: str, logs_dir: Path | None = None) -> RunFolder:
+    """A run by folder path, exact id, unique id prefix or ``last``."""
+    logs_dir = logs_dir or logs_dir_from_env()
+    path = Path(ref).expanduser()
+    if path.is_dir() and ((path / "config.yaml").exists() or (path / "status.json").exists()):
+        return RunFolder(path)
+    runs = list_runs(logs_dir)
+    if ref in ("last", "latest") and runs:
+        return runs[0]
+    matches = [r for r in runs if r.run_id == ref] or [r for r in runs if r.run_id.startswith(ref)] \
+        or [r for r in runs if ref in r.run_id]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        known = ", ".join(r.run_id for r in runs[:5]) or "none"
+        raise LookupError(f"no run '{ref}' under {logs_dir}; recent runs: {known}")
+    raise LookupError(f"'{ref}' matches several runs: {', '.join(r.run_id for r in matches[:5])}; give more of the id")
