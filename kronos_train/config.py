@@ -428,8 +428,8 @@ def user_presets_dir() -> Path:
 
 
 def preset_dirs(extra: Iterable[Path] = ()) -> list[Path]:
-    """Search order: explicit folders, ./presets, the user's folder, the bundled ones."""
-    dirs = [Path(p) for p in extra] + [Path.cwd() / "presets", user_presets_dir(), bundled_presets_dir()]
+    """Search order: explicit folders, the user's folder, ./presets, the bundled ones."""
+    dirs = [Path(p) for p in extra] + [user_presets_dir(), Path.cwd() / "presets", bundled_presets_dir()]
     seen: list[Path] = []
     for d in dirs:
         if d.is_dir() and all(d.resolve() != s.resolve() for s in seen):

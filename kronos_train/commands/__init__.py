@@ -1,0 +1,1 @@
+"""Subcommands of ``kronos-train`` (one module each; see kronos_train/cli.py)."""
