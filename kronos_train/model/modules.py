@@ -1,0 +1,234 @@
+"""Transformer building blocks shared by the Kronos tokenizer and predictor.
+
+Parameter and buffer names mirror the official checkpoints (spec §2), so a
+state dict written by the official code loads into these modules unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm; the statistic is always taken in float32."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        # Cast the weight to the activation dtype so bf16 activations stay bf16
+        # (for float32, the default, this is the official computation exactly).
+        return normed.to(x.dtype) * self.weight.to(x.dtype)
+
+
+class FeedForward(nn.Module):
+    """SwiGLU feed-forward: w2(silu(w1 x) * w3 x), then dropout."""
+
+    def __init__(self, d_model: int, ff_dim: int, ffn_dropout_p: float = 0.0) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(d_model, ff_dim, bias=False)
+        self.w3 = nn.Linear(d_model, ff_dim, bias=False)
+        self.w2 = nn.Linear(ff_dim, d_model, bias=False)
+        self.ffn_dropout = nn.Dropout(ffn_dropout_p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ffn_dropout(self.w2(F.silu(self.w1(x)) * self.w3(x)))
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """GPT-NeoX rotate-half: (x1, x2) -> (-x2, x1) on the two halves of the last axis."""
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class RotaryPositionalEmbedding(nn.Module):
+    """RoPE whose table is built from the *query* length and applied to q and k.
+
+    This reproduces the official quirk (spec §2.3, P4): with a length-1 query
+    the table is position 0 only, i.e. neither q nor k is rotated. Positions
+    start at 0 on every call (no KV cache).
+    """
+
+    def __init__(self, head_dim: int) -> None:
+        super().__init__()
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
+        # Persistent: the official checkpoints contain it (a constant).
+        self.register_buffer("inv_freq", inv_freq)
+
+    def cos_sin(self, seq_len: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = torch.arange(seq_len, device=self.inv_freq.device).type_as(self.inv_freq)
+        freqs = torch.outer(positions, self.inv_freq)
+        table = torch.cat((freqs, freqs), dim=-1)
+        return table.cos()[None, None].to(dtype), table.sin()[None, None].to(dtype)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cos, sin = self.cos_sin(q.shape[-2], q.dtype)
+        return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+
+
+def build_attention_mask(
+    padding_mask: torch.Tensor, query_len: int, key_len: int, causal: bool
+) -> torch.Tensor:
+    """Boolean SDPA mask (True = attend) from a [B, T_k] mask where True = padded.
+
+    Every query may always attend to its own position, so a row never ends up
+    fully masked (that would make softmax produce NaN and poison gradients).
+    """
+    keep = ~padding_mask.bool()[:, None, None, :key_len]
+    rows = torch.arange(query_len, device=padding_mask.device)[:, None]
+    cols = torch.arange(key_len, device=padding_mask.device)[None, :]
+    if causal:
+        keep = keep & (cols <= rows)
+    return keep | (cols == torch.clamp(rows, max=key_len - 1))
+
+
+class _AttentionProjections(nn.Module):
+    """q/k/v/out projections with bias, RoPE and residual dropout (shared layout)."""
+
+    def __init__(self, d_model: int, n_heads: int, attn_dropout_p: float, resid_dropout_p: float) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.attn_dropout_p = float(attn_dropout_p)
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+        self.rotary = RotaryPositionalEmbedding(self.head_dim)
+        self.resid_dropout = nn.Dropout(resid_dropout_p)
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
+
+    def attend(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        causal: bool,
+        padding_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        q = self.split_heads(self.q_proj(query))
+        k = self.split_heads(self.k_proj(key))
+        v = self.split_heads(self.v_proj(value))
+        q, k = self.rotary(q, k)
+        dropout_p = self.attn_dropout_p if self.training else 0.0
+        if padding_mask is None:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=causal)
+        else:
+            mask = build_attention_mask(padding_mask, q.shape[-2], k.shape[-2], causal)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        batch, _, length, _ = out.shape
+        out = out.transpose(1, 2).contiguous().view(batch, length, self.d_model)
+        return self.resid_dropout(self.out_proj(out))
+
+
+class MultiHeadAttentionWithRoPE(_AttentionProjections):
+    """Causal self-attention. `key_padding_mask`: [B, T], True marks padded positions."""
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.attend(x, x, x, causal=True, padding_mask=key_padding_mask)
+
+
+class MultiHeadCrossAttentionWithRoPE(_AttentionProjections):
+    """Cross-attention whose causal flag follows `self.training` (official quirk P2).
+
+    In train mode a length-1 query therefore sees only key 0 (SDPA aligns the
+    causal mask top-left); in eval mode attention is over all keys.
+    """
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.attend(query, key, value, causal=self.training, padding_mask=key_padding_mask)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: x + attn(norm1 x), then + ffn(norm2 x).
+
+    `gradient_checkpointing` (set through `set_gradient_checkpointing`) trades
+    compute for memory in training by recomputing the block in backward.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        ff_dim: int,
+        ffn_dropout_p: float = 0.0,
+        attn_dropout_p: float = 0.0,
+        resid_dropout_p: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.norm1 = RMSNorm(d_model)
+        self.self_attn = MultiHeadAttentionWithRoPE(d_model, n_heads, attn_dropout_p, resid_dropout_p)
+        self.norm2 = RMSNorm(d_model)
+        self.ffn = FeedForward(d_model, ff_dim, ffn_dropout_p)
+        self.gradient_checkpointing = False
+
+    def _block(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.self_attn(self.norm1(x), key_padding_mask=key_padding_mask)
+        return x + self.ffn(self.norm2(x))
+
+    def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            # Non-reentrant checkpointing restores the RNG state, so dropout
+            # masks are identical in the recomputation.
+            return checkpoint(self._block, x, key_padding_mask, use_reentrant=False)
+        return self._block(x, key_padding_mask)
+
+
+def set_gradient_checkpointing(model: nn.Module, enabled: bool) -> int:
+    """Turn per-block activation checkpointing on or off; returns the number of blocks touched.
+
+    Works through wrappers (DDP, torch.compile) because it walks `modules()`.
+    """
+    blocks = [m for m in model.modules() if isinstance(m, TransformerBlock)]
+    for block in blocks:
+        block.gradient_checkpointing = bool(enabled)
+    return len(blocks)
+
+
+def run_blocks(
+    blocks: nn.ModuleList, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    for block in blocks:
+        x = block(x, key_padding_mask=key_padding_mask)
+    return x
+
+
+def block_parameter_count(d_model: int, ff_dim: int) -> int:
+    """Trainable parameters of one TransformerBlock (spec §2.6)."""
+    return 2 * d_model + 4 * (d_model * d_model + d_model) + 3 * d_model * ff_dim
+
+
+def scaled_embedding(embedding: nn.Embedding, ids: torch.Tensor, d_model: int) -> torch.Tensor:
+    return embedding(ids) * math.sqrt(d_model)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """Strip DDP (`.module`) and torch.compile (`._orig_mod`) wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None)
+        if inner is None:
+            inner = getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
