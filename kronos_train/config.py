@@ -411,13 +411,9 @@ PRESET_SUFFIXES = (".yaml", ".yml")
 
 
 def bundled_presets_dir() -> Path:
-    """Presets shipped with the package.
-
-    A wheel maps the repo's top-level ``presets/`` to ``kronos_train/presets``;
-    in a source checkout (editable install) the top-level folder is used.
-    """
-    packaged = Path(__file__).resolve().parent / "presets"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "presets"
+    """Presets shipped with the package: ``kronos_train/presets`` is a link to
+    the repo's top-level ``presets/`` and a real folder inside the wheel."""
+    return Path(__file__).resolve().parent / "presets"
 
 
 def user_presets_dir() -> Path:
