@@ -1,0 +1,45 @@
+"""kronos-train's light commands: presets and check (exit codes, JSON, messages)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from kronos_train.cli import main
+
+
+def test_presets_lists_the_bundled_ones(capsys, user_presets):
+    assert main(["presets", "--json"]) == 0
+    names = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert names["low-memory"]["extends"] == "kaggle" and names["demo"]["state"] == "ok"
+
+
+def test_check_exits_nonzero_on_errors_and_names_the_field(tmp_path, capsys, logs_dir):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {batch_size: 0}\ndata: {data_path: nowhere.csv}\n")
+    assert main(["check", "--config", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "training.batch_size = 0: must be at least 1" in out
+    assert "nowhere.csv does not exist" in out
+
+
+def test_check_json_is_a_list_of_results(tmp_path, capsys, logs_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "--config", "demo", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert {"config.valid", "data.present", "models.paths", "gpus.count", "batch.time"} <= {r["id"] for r in results}
+
+
+def test_broken_yaml_gives_one_clear_line_not_a_traceback(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("data:\n  clip: [1, 2\n")
+    proc = subprocess.run([sys.executable, "-m", "kronos_train.cli", "check", "--config", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
+    assert "line 3" in proc.stdout or "line 2" in proc.stdout
+
+
+def test_cli_help_does_not_import_torch():
+    code = "import sys; from kronos_train.cli import main; main(['presets']); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
