@@ -245,8 +245,9 @@ def check_pair(tokenizer: Any, predictor: Any, max_context: int | None = None) -
             problems.append(PairProblem(
                 "error",
                 f"{field} differs: the {tok_name} has {tok_cfg[field]}, the {pred_name} expects {pred_cfg[field]}.",
-                "Pick the tokenizer the predictor was trained with (see PUBLISHED_PAIRS), "
-                "or retrain the predictor on this tokenizer.",
+                "Use the tokenizer the predictor was trained with (Kronos-small and Kronos-base: "
+                "Kronos-Tokenizer-base; Kronos-mini: Kronos-Tokenizer-2k; a fine-tuned predictor: the tokenizer "
+                "fine-tuned with it), or train the predictor on this tokenizer.",
             ))
     if tok_cfg["d_in"] != 6:
         problems.append(PairProblem(
@@ -263,8 +264,8 @@ def check_pair(tokenizer: Any, predictor: Any, max_context: int | None = None) -
 def _published_pair_problems(
     tok_cfg: dict[str, Any], pred_cfg: dict[str, Any], tok_name: str, pred_name: str
 ) -> list[PairProblem]:
-    pred_published = find_published_name(pred_cfg)
-    tok_published = find_published_name(tok_cfg)
+    pred_published = find_published_name(pred_cfg, official_only=True)
+    tok_published = find_published_name(tok_cfg, official_only=True)
     wanted = PUBLISHED_PAIRS.get(pred_published or "")
     if wanted is None or tok_published is None or tok_published == wanted:
         return []
@@ -282,7 +283,7 @@ def _context_problems(pred_cfg: dict[str, Any], pred_name: str, max_context: int
         return []
     if max_context < 1:
         return [PairProblem("error", f"max_context must be at least 1, got {max_context}.", "Set a positive context length.")]
-    published = find_published_name(pred_cfg)
+    published = find_published_name(pred_cfg, official_only=True)
     if published is None:
         return []
     trained = PUBLISHED_CONFIGS[published].context

@@ -49,6 +49,9 @@ PUBLISHED_CONFIGS: dict[str, PublishedConfig] = {
     "baseline-tiny-predictor": PublishedConfig("predictor", _predictor(64, 2, 4, 128, 8, (0.2, 0.0, 0.2, 0.0)), 512),
 }
 
+# The checkpoints actually released on the Hugging Face hub (the others are local presets).
+OFFICIAL_CHECKPOINTS = ("Kronos-Tokenizer-base", "Kronos-Tokenizer-2k", "Kronos-mini", "Kronos-small", "Kronos-base")
+
 # Which tokenizer each published predictor was trained with (README model zoo).
 PUBLISHED_PAIRS: dict[str, str] = {
     "Kronos-mini": "Kronos-Tokenizer-2k",
@@ -69,10 +72,13 @@ def config_kind(config: dict[str, Any]) -> ModelKind | None:
     return None
 
 
-def find_published_name(config: dict[str, Any]) -> str | None:
-    """Name of the published config equal to `config` (fine-tuned copies keep their config)."""
+def find_published_name(config: dict[str, Any], official_only: bool = False) -> str | None:
+    """Name of the PUBLISHED_CONFIGS entry equal to `config` (fine-tuned copies keep their config).
+
+    official_only restricts the search to the released Hugging Face checkpoints.
+    """
     for name, entry in PUBLISHED_CONFIGS.items():
-        if entry.config == config:
+        if entry.config == config and (not official_only or name in OFFICIAL_CHECKPOINTS):
             return name
     return None
 
