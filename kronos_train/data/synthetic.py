@@ -1,0 +1,280 @@
+"""Synthetic candlestick files: realistic random walks, an optional planted pattern,
+and deliberately broken files for tests.
+
+The planted pattern is a weekly seasonality of returns: bars on weekday 0 and 1
+(Mon, Tue) drift up, weekday 3 and 4 (Thu, Fri) drift down, by
+``pattern_strength`` noise standard deviations (for non-daily frequencies the
+"weekday" is the bar index modulo 5). The week sums to zero, so prices do not
+trend, but the sign of the next few closes is predictable from the calendar (the
+time features) or from the recent path: a tiny model can learn it, a model
+that learns nothing scores about 50 % on direction.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+
+Layout = Literal["kaggle", "kronos", "long"]
+WEEKLY_PATTERN = np.array([1.0, 1.0, 0.0, -1.0, -1.0])
+KAGGLE_HEADER = ["Date", "Open", "High", "Low", "Close", "Volume", "Dividends", "Stock Splits", "Ticker"]
+KRONOS_HEADER = ["timestamps", "open", "high", "low", "close", "volume", "amount"]
+LONG_HEADER = ["ticker", "timestamps", "open", "high", "low", "close", "volume", "amount"]
+
+
+@dataclass
+class SyntheticData:
+    """The generated series as arrays (rows grouped by ticker, sorted by time)."""
+
+    tickers: list[str]
+    offsets: np.ndarray
+    times: np.ndarray            # datetime64[ns]
+    ohlcva: np.ndarray           # float64 [N, 6]
+    phase: np.ndarray            # int [N]: position in the planted cycle (0..4)
+
+
+def _calendar(n: int, freq: str, start: str) -> np.ndarray:
+    """n timestamps: business days for daily frequencies, else a regular grid."""
+    if freq.upper() in ("D", "B", "1D"):
+        first = np.datetime64(start, "D")
+        days = first + np.arange(int(n * 7 / 5) + 10)
+        weekday = (days.astype(np.int64) + 3) % 7
+        return days[weekday < 5][:n].astype("datetime64[ns]")
+    import pandas as pd
+    return pd.date_range(start, periods=n, freq=freq).to_numpy().astype("datetime64[ns]")
+
+
+def generate(n_tickers: int, n_rows_per_ticker: int | Sequence[int], seed: int = 0, freq: str = "D",
+             planted_pattern: bool = True, pattern_strength: float = 1.5, start: str = "2000-01-03") -> SyntheticData:
+    """OHLCV random walks per ticker; the longest ticker sets the calendar, others end with it."""
+    rng = np.random.default_rng(seed)
+    lengths = np.full(n_tickers, int(n_rows_per_ticker), np.int64) if np.isscalar(n_rows_per_ticker) \
+        else np.asarray(n_rows_per_ticker, np.int64)
+    if len(lengths) != n_tickers:
+        raise ValueError("n_rows_per_ticker: one length per ticker")
+    offsets = np.zeros(n_tickers + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    total = int(offsets[-1])
+    calendar = _calendar(int(lengths.max()) if n_tickers else 0, freq, start)
+    ticker_of_row = np.repeat(np.arange(n_tickers), lengths)
+    position = np.arange(total) - offsets[:-1][ticker_of_row] + (lengths.max() - lengths)[ticker_of_row]
+    times = calendar[position]
+    daily = freq.upper() in ("D", "B", "1D")
+    phase = ((times.astype("datetime64[D]").astype(np.int64) + 3) % 7) if daily else position % 5
+    phase = np.minimum(phase, 4)
+    sigma = (0.006 + 0.012 * rng.random(n_tickers))[ticker_of_row]
+    returns = rng.standard_normal(total) * sigma
+    if planted_pattern:
+        returns += WEEKLY_PATTERN[phase] * pattern_strength * sigma
+    log_close = np.cumsum(returns)
+    log_close -= np.repeat(log_close[offsets[:-1]] - returns[offsets[:-1]], lengths)  # restart per ticker
+    base_price = np.exp(rng.uniform(np.log(5.0), np.log(500.0), n_tickers))[ticker_of_row]
+    close = base_price * np.exp(log_close)
+    prev_close = np.empty(total)
+    prev_close[1:] = close[:-1]
+    prev_close[offsets[:-1]] = base_price[offsets[:-1]]
+    open_ = prev_close * np.exp(rng.standard_normal(total) * sigma * 0.2)
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.standard_normal(total)) * sigma * 0.5)
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.standard_normal(total)) * sigma * 0.5)
+    base_volume = np.exp(rng.uniform(np.log(1e4), np.log(1e7), n_tickers))[ticker_of_row]
+    volume = np.round(base_volume * np.exp(0.3 * rng.standard_normal(total)) * (1 + 30 * np.abs(returns)))
+    prices = np.round(np.stack([open_, high, low, close], axis=1), 4)
+    prices = np.maximum(prices, 0.0001)
+    prices[:, 1] = prices.max(axis=1)          # rounding must not break high >= max(open, close)
+    prices[:, 2] = prices[:, [0, 2, 3]].min(axis=1)
+    amount = np.round(prices[:, 3] * volume, 2)
+    ohlcva = np.column_stack([prices, volume, amount])
+    names = [f"ticker_{k + 1}" for k in range(n_tickers)]
+    return SyntheticData(names, offsets, times, ohlcva, phase)
+
+
+def _time_column(times: np.ndarray, freq: str):  # -> pyarrow.Array
+    import pyarrow as pa
+    if freq.upper() in ("D", "B", "1D"):
+        return pa.array(times.astype("datetime64[D]"), pa.date32())
+    return pa.array(times.astype("datetime64[s]"), pa.timestamp("s"))
+
+
+def to_table(data: SyntheticData, layout: Layout = "kaggle", freq: str = "D", order: str = "ticker"):
+    """The data as a pyarrow Table in one of the three layouts."""
+    import pyarrow as pa
+
+    ticker_idx = np.repeat(np.arange(len(data.tickers)), np.diff(data.offsets)).astype(np.int32)
+    index = np.arange(len(data.times))
+    if order == "time":
+        index = np.lexsort((ticker_idx, data.times))
+    v = data.ohlcva[index]
+    tickers = pa.DictionaryArray.from_arrays(pa.array(ticker_idx[index]), pa.array(data.tickers))
+    times = _time_column(data.times[index], freq)
+    if layout == "kaggle":
+        cols = [times, *[pa.array(v[:, k]) for k in range(4)], pa.array(v[:, 4].astype(np.int64)),
+                pa.array(np.zeros(len(v))), pa.array(np.zeros(len(v))), tickers.cast(pa.string())]
+        return pa.table(cols, names=KAGGLE_HEADER)
+    cols = [times, *[pa.array(v[:, k]) for k in range(6)]]
+    if layout == "kronos":
+        if len(data.tickers) != 1:
+            raise ValueError("the kronos layout holds one series; use layout='long' for several tickers")
+        return pa.table(cols, names=KRONOS_HEADER)
+    if layout == "long":
+        return pa.table([tickers.cast(pa.string()), *cols], names=LONG_HEADER)
+    raise ValueError(f"unknown layout {layout!r}: kaggle, kronos or long")
+
+
+def write_table(table, path: str | os.PathLike[str], delimiter: str = ",") -> str:
+    """Write by extension: .parquet, .csv.gz, else CSV."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+        pq.write_table(table, path)
+        return path
+    # Plain header and values, no quotes: what exported stock files look like.
+    options = pacsv.WriteOptions(delimiter=delimiter, quoting_style="none", include_header=False)
+    header = (delimiter.join(table.column_names) + "\n").encode()
+    with (pa.CompressedOutputStream(path, "gzip") if path.endswith(".gz") else pa.OSFile(path, "wb")) as out:
+        out.write(header)
+        pacsv.write_csv(table, out, options)
+    return path
+
+
+def write_synthetic(path: str | os.PathLike[str], n_tickers: int = 24, n_rows_per_ticker: int | Sequence[int] = 600,
+                    seed: int = 0, layout: Layout = "kaggle", freq: str = "D", planted_pattern: bool = True,
+                    pattern_strength: float = 1.5, order: str = "ticker", delimiter: str = ",") -> str:
+    """Write a synthetic data file (CSV, CSV.gz or Parquet by extension); returns the path.
+
+    ``order="time"`` interleaves tickers date by date, like the Kaggle
+    ``train_combined.csv``; the default groups rows by ticker.
+    """
+    data = generate(n_tickers, n_rows_per_ticker, seed, freq, planted_pattern, pattern_strength)
+    return write_table(to_table(data, layout, freq, order), path, delimiter)
+
+
+# --------------------------------------------------------------------------- broken files
+
+BAD_KINDS = (
+    "missing_column", "bad_timestamp", "missing_timestamp", "non_numeric", "nan_price", "inf", "duplicate_identical",
+    "duplicate_conflict", "unsorted", "non_positive", "negative_volume", "high_low", "ohlc_outside",
+    "short_ticker", "several_series", "empty", "header_only", "ragged", "truncated_last_line", "missing_ticker",
+)
+
+
+@dataclass
+class BadFile:
+    """A broken file and what a validator should say about it."""
+
+    path: str
+    kind: str
+    code: str
+    level: str
+    lines: list[int] = field(default_factory=list)   # 1-based, header = line 1
+    column: str | None = None
+    ticker: str | None = None
+    count: int = 0
+
+
+def _good_rows(n_tickers: int, n_rows: int, seed: int) -> list[list[str]]:
+    data = generate(n_tickers, n_rows, seed)
+    rows = []
+    for k, name in enumerate(data.tickers):
+        for i in range(int(data.offsets[k]), int(data.offsets[k + 1])):
+            o, h, l, c, v, _ = data.ohlcva[i]
+            rows.append([str(data.times[i].astype("datetime64[D]")), f"{o:.4f}", f"{h:.4f}", f"{l:.4f}",
+                         f"{c:.4f}", str(int(v)), "0.0", "0.0", name])
+    return rows
+
+
+def write_bad_file(path: str | os.PathLike[str], kind: str, n_tickers: int = 3, n_rows: int = 40,
+                   seed: int = 0) -> BadFile:
+    """A small Kaggle-layout CSV broken in one way; returns what should be reported."""
+    if kind not in BAD_KINDS:
+        raise ValueError(f"unknown kind {kind!r}; one of {', '.join(BAD_KINDS)}")
+    path = os.fspath(path)
+    header = list(KAGGLE_HEADER)
+    rows = _good_rows(n_tickers, n_rows, seed)
+    t1 = rows[0][8]
+    col = {name: i for i, name in enumerate(header)}
+    bad = BadFile(path, kind, kind, "warning", ticker=t1)
+
+    def line(i: int) -> int:
+        return i + 2
+
+    if kind == "missing_column":
+        header.pop(col["Close"])
+        rows = [r[:4] + r[5:] for r in rows]
+        bad.code, bad.level, bad.column, bad.ticker = "missing_columns", "error", "close", None
+    elif kind in ("bad_timestamp", "missing_timestamp"):
+        for i in (3, 7):
+            rows[i][0] = "31/31/2024" if kind == "bad_timestamp" else ""
+        bad.level, bad.lines, bad.column, bad.count = "error", [line(3), line(7)], "Date", 2
+    elif kind == "non_numeric":
+        for i in (5, 9):
+            rows[i][col["Close"]] = "abc"
+        bad.level, bad.lines, bad.column, bad.count = "error", [line(5), line(9)], "Close", 2
+    elif kind == "nan_price":
+        rows[4][col["Open"]] = ""
+        rows[6][col["Open"]] = "NaN"
+        bad.code, bad.lines, bad.column, bad.count = "missing_price", [line(4), line(6)], "Open", 2
+    elif kind == "inf":
+        rows[8][col["Volume"]] = "inf"
+        bad.code, bad.level, bad.lines, bad.column, bad.count = "infinite_value", "error", [line(8)], "Volume", 1
+    elif kind == "duplicate_identical":
+        rows.insert(11, list(rows[10]))
+        bad.code, bad.lines, bad.column, bad.count = "duplicate_rows", [line(11)], "Date", 1
+    elif kind == "duplicate_conflict":
+        copy = list(rows[10])
+        copy[col["Close"]] = f"{float(copy[col['Close']]) * 1.01:.4f}"
+        copy[col["High"]] = f"{max(float(copy[col['High']]), float(copy[col['Close']])):.4f}"
+        rows.insert(11, copy)
+        bad.code, bad.level, bad.lines, bad.column, bad.count = \
+            "conflicting_duplicates", "error", [line(10), line(11)], "Date", 1
+    elif kind == "unsorted":
+        rows[12], rows[13] = rows[13], rows[12]
+        bad.lines, bad.column, bad.count = [line(13)], "Date", 1
+    elif kind == "non_positive":
+        rows[14][col["Low"]] = "0"
+        bad.code, bad.lines, bad.column, bad.count = "non_positive_price", [line(14)], "Low", 1
+    elif kind == "negative_volume":
+        rows[15][col["Volume"]] = "-5"
+        bad.code, bad.lines, bad.column, bad.count = "negative_volume", [line(15)], "Volume", 1
+    elif kind == "high_low":
+        r = rows[16]
+        r[col["High"]], r[col["Low"]] = r[col["Low"]], r[col["High"]]
+        bad.code, bad.lines, bad.column, bad.count = "high_below_low", [line(16)], "High", 1
+    elif kind == "ohlc_outside":
+        r = rows[17]
+        r[col["High"]] = f"{float(r[col['Close']]) * 0.999:.4f}"
+        r[col["Open"]] = r[col["Close"]]
+        bad.code, bad.lines, bad.column, bad.count = "ohlc_inconsistent", [line(17)], "High", 1
+    elif kind == "short_ticker":
+        rows.extend([r[:8] + ["ticker_short"] for r in rows[:5]])
+        bad.code, bad.ticker, bad.count = "ticker_too_short", "ticker_short", 1
+    elif kind == "several_series":
+        header = header[:6]
+        rows = [r[:6] for r in rows]
+        bad.code, bad.level, bad.column, bad.ticker = "several_series", "error", "Date", None
+        bad.lines = [line(0), line(n_rows)]
+        bad.count = len(rows) - n_rows
+    elif kind == "empty":
+        open(path, "wb").close()
+        return BadFile(path, kind, "empty_file", "error")
+    elif kind == "header_only":
+        rows = []
+        bad.code, bad.level, bad.ticker = "no_rows", "error", None
+    elif kind == "ragged":
+        rows[18] = rows[18] + ["extra"]
+        bad.code, bad.level, bad.lines, bad.count, bad.ticker = "bad_row", "error", [line(18)], 1, None
+    elif kind == "truncated_last_line":
+        rows[-1] = rows[-1][:4]
+        bad.lines, bad.count, bad.ticker = [line(len(rows) - 1)], 1, None
+    elif kind == "missing_ticker":
+        rows[19][col["Ticker"]] = ""
+        bad.lines, bad.column, bad.count, bad.ticker = [line(19)], "Ticker", 1, None
+    text = "\n".join(",".join(r) for r in [header] + rows) + "\n"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return bad
