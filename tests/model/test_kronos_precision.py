@@ -131,3 +131,23 @@ def test_checkpointing_recomputes_blocks_only_in_training() -> None:
     tok.eval()
     tokenizer_loss(tok, x)[0].backward()
     assert len(calls) == 2  # no_grad and eval: plain forwards
+
+
+def test_padding_mask_true_means_padded() -> None:
+    torch.manual_seed(0)
+    tok, pred = build_tokenizer("tiny-tokenizer").eval(), build_predictor("tiny-predictor").eval()
+    x, stamp = random_batch(2, 10)
+    s1, s2 = tok.encode(x, half=True)
+    none_padded = torch.zeros(2, 10, dtype=torch.bool)
+    left_padded = none_padded.clone()
+    left_padded[0, :4] = True
+    with torch.no_grad():
+        plain = pred(s1, s2, stamp, use_teacher_forcing=True, s1_targets=s1)
+        masked = pred(s1, s2, stamp, padding_mask=none_padded, use_teacher_forcing=True, s1_targets=s1)
+        padded = pred(s1, s2, stamp, padding_mask=left_padded, use_teacher_forcing=True, s1_targets=s1)
+    for a, b in zip(plain, masked):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert all(torch.isfinite(t).all() for t in padded)
+    loss, ce1, _ = pred.head.compute_loss(*padded, s1, s2, padding_mask=left_padded)
+    expected = F.cross_entropy(padded[0][~left_padded], s1[~left_padded])
+    assert torch.allclose(ce1, expected)
