@@ -247,8 +247,7 @@ def write_bad_file(path: str | os.PathLike[str], kind: str, n_tickers: int = 3, 
         bad.code, bad.lines, bad.column, bad.count = "high_below_low", [line(16)], "High", 1
     elif kind == "ohlc_outside":
         r = rows[17]
-        r[col["High"]] = f"{float(r[col['Close']]) * 0.999:.4f}"
-        r[col["Open"]] = r[col["Close"]]
+        r[col["Open"]] = f"{float(r[col['High']]) * 1.002:.4f}"   # opens above its high
         bad.code, bad.lines, bad.column, bad.count = "ohlc_inconsistent", [line(17)], "High", 1
     elif kind == "short_ticker":
         rows.extend([r[:8] + ["ticker_short"] for r in rows[:5]])
@@ -257,7 +256,7 @@ def write_bad_file(path: str | os.PathLike[str], kind: str, n_tickers: int = 3, 
         header = header[:6]
         rows = [r[:6] for r in rows]
         bad.code, bad.level, bad.column, bad.ticker = "several_series", "error", "Date", None
-        bad.lines = [line(0), line(n_rows)]
+        bad.lines = [line(0), line(n_rows)]   # the first clashing pair
         bad.count = len(rows) - n_rows
     elif kind == "empty":
         open(path, "wb").close()

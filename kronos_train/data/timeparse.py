@@ -113,8 +113,12 @@ def _pandas_parse(texts: list[str | None]) -> np.ndarray:
         missing = parsed.isna() & series.notna()
         if missing.any():
             parsed[missing] = pd.to_datetime(series[missing], errors="coerce", format="mixed")
-    parsed = parsed.astype("datetime64[ns]")
-    return parsed.to_numpy().view(np.int64).copy()
+    micro = parsed.to_numpy(dtype="datetime64[us]", na_value=np.datetime64("NaT"))
+    # dateutil reads '9th of January' as year 1: outside a sane range is unparseable too.
+    sane = (micro >= np.datetime64("1800-01-01")) & (micro < np.datetime64("2200-01-01"))
+    out = np.full(len(texts), NAT, np.int64)
+    out[sane] = micro[sane].astype("datetime64[ns]").view(np.int64)
+    return out
 
 
 # --------------------------------------------------------------------------- calendar

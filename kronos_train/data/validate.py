@@ -222,10 +222,15 @@ class Cleaner:
             column = values[:, k]
             inf_rows = np.flatnonzero(np.isinf(column))
             nan_rows = np.flatnonzero(np.isnan(column) & alive)
-            if len(inf_rows):
+            if len(inf_rows) and role in self.mapping.roles:
                 self.issue("error", "infinite_value", "has infinite values",
                            "replace them with real numbers or delete the rows", inf_rows, codes, source, role)
-                keep[inf_rows] = False
+            elif len(overflow := inf_rows[np.isfinite(values[inf_rows, 3]) & np.isfinite(values[inf_rows, 4])]):
+                # a derived amount overflowed float32: close x volume too large
+                inf_rows = overflow
+                self.issue("error", "infinite_value", "close x volume overflows (amount would be infinite)",
+                           "check the volume and close values of these rows", inf_rows, codes, source, "volume")
+            keep[inf_rows] = False
             if not len(nan_rows):
                 continue
             if role in PRICE_ROLES:
@@ -314,9 +319,12 @@ class Cleaner:
 
     def _report_disorder(self, rows: Rows, blocks_contiguous: bool) -> None:
         same = np.diff(rows.codes) == 0
-        back = np.flatnonzero(same & (np.diff(rows.source) < 0)) + 1 if rows.source is not None \
-            else np.zeros(0, np.int64)
-        if len(back):
+        if rows.source is not None and (same & (np.diff(rows.source) < 0)).any():
+            # Some ticker was not in time order in the file. Name the rows that step
+            # back in time relative to the previous row of their ticker, in file order.
+            file_order = np.lexsort((rows.source, rows.codes))
+            codes, ns = rows.codes[file_order], rows.ns[file_order]
+            back = file_order[np.flatnonzero((np.diff(codes) == 0) & (np.diff(ns) < 0)) + 1]
             self.issue("warning", "unsorted", "has rows out of time order within a ticker; rows were sorted by time",
                        "nothing to do; sort the file by ticker and time to skip this step", back, rows.codes,
                        rows.source, "timestamp")
@@ -350,18 +358,20 @@ class Cleaner:
         return rows.take(np.flatnonzero(~drop)) if drop.any() else rows
 
     def _conflicts(self, rows: Rows, conflicting: np.ndarray, drop: np.ndarray) -> None:
-        both = np.unique(np.concatenate([conflicting - 1, conflicting]))
+        # The first clashing pair as the example: 'lines 2 and 42 share 2000-01-03'.
+        both = np.array([conflicting[0] - 1, conflicting[0]])
         if not self.has_ticker:
             self.issue("error", "several_series",
-                       "has no ticker column but its timestamps repeat with different values: "
-                       "it looks like several series in one file",
+                       "has no ticker column but its timestamps repeat with different values "
+                       f"(e.g. {format_ns(int(rows.ns[both[0]]))}): it looks like several series in one file",
                        "name the ticker column (ticker_column=...), or declare one series with single_series=True",
                        both, rows.codes, rows.source, "timestamp", count=len(conflicting))
             return
         policy = self.spec.duplicates
         if policy == "error":
             self.issue("error", "conflicting_duplicates",
-                       "has rows with the same ticker and time but different values",
+                       f"has rows with the same ticker and time but different values (e.g. "
+                       f"{format_ns(int(rows.ns[both[0]]))})",
                        "delete the wrong rows, or set duplicates: keep_first / keep_last",
                        both, rows.codes, rows.source, "timestamp", count=len(conflicting))
             return
