@@ -1,0 +1,59 @@
+"""The command palette (ctrl+p): every key of the current screen, plus
+"switch preset: …" and "attach run: …" entries.
+
+Actions come from the screen's active bindings, so a key added to a screen is
+in the palette with no extra code; actions that ``check_action`` disables are
+left out, as they are dimmed in the footer.
+"""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Iterator
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+SKIP_ACTIONS = {"app.focus_next", "app.focus_previous", "screen.copy_text", "help_quit", "command_palette",
+                "app.command_palette"}
+
+
+class KronosCommands(Provider):
+    def _commands(self) -> Iterator[tuple[str, Any, str]]:
+        app: Any = self.app
+        screen = self.screen
+        seen: set[str] = set()
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not active.enabled or binding.action in SKIP_ACTIONS or not binding.description:
+                continue
+            title = f"{binding.description}"
+            if title in seen:
+                continue
+            seen.add(title)
+            yield title, partial(app.run_action, binding.action, active.node), f"key: {binding.key_display or key}"
+        try:
+            from kronos_train.config import list_presets
+
+            for info in list_presets(app.services.extra_preset_dirs):
+                yield f"Switch preset: {info.name}", partial(app.select_preset, info.name), f"{info.origin}: {info.path}"
+        except Exception:          # a broken preset folder must not break the palette
+            pass
+        try:
+            from kronos_train.runfolder import list_runs
+
+            for run in list_runs(app.services.logs_dir)[:20]:
+                yield f"Attach run: {run.run_id}", partial(app.attach, run), "follow it on the monitor"
+        except OSError:
+            pass
+
+    async def discover(self) -> Hits:
+        for title, callback, help_text in self._commands():
+            if title.startswith(("Switch preset", "Attach run")):
+                continue
+            yield DiscoveryHit(title, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback, help_text in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)

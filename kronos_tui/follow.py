@@ -1,0 +1,486 @@
+"""Following a run folder: read only what is new, turn it into drawable snapshots.
+
+A :class:`RunFollower` lives in one thread worker of the monitor.  ``poll``
+reads the new bytes of ``events.jsonl`` (in time-boxed chunks while catching up
+on a long file, as Toolong scans), of ``stdout.log``/``stderr.log``, and samples
+NVML when the run is on this node; ``snapshot`` downsamples the curves to the
+plot's width and runs the during/after checks and the advisor.  The UI only
+draws what a snapshot holds, so no array is ever touched by two threads.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import re
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from kronos_train.checks import CheckResult
+from kronos_train.checks.run import after_checks, during_checks
+from kronos_train.events import REQUEST_KINDS, EventTail, decode
+from kronos_train.runfolder import RunFolder
+
+from .runstate import DEFAULT_SMOOTHING, RunState
+from .series import as_numpy, last_downsample, minmax_downsample, plottable
+
+CHUNK_BYTES = 4 << 20          # one read while catching up (about 30k step lines)
+LOG_TAIL_LINES = 200
+LOG_FIRST_READ = 32 << 10      # on attach, show only the last 32 KB of the text logs
+GPU_SAMPLE_S = 2.0
+STATUS_EVERY_S = 2.0
+OVERVIEW_MIN_BYTES = 16 << 20  # larger files get a sampled overview before the exact read
+OVERVIEW_SAMPLES = 4000
+OVERVIEW_EDGE_BYTES = 1 << 20  # read the first and last megabyte completely
+# Every event but the frequent two: these change the story (stages, resumes,
+# best values, errors), so the overview reads all of them wherever they are.
+STORY_EVENT = re.compile(rb'"event":\s*"(?!step"|gpu")')
+STEP_EVENT = re.compile(rb'"event":\s*"step"')
+
+
+@dataclass(frozen=True)
+class View:
+    """What the user asked to see; the UI swaps in a new one, the follower reads it."""
+    stage: str | None = None          # None: the stage running now
+    zoom_last: int | None = None      # None: every step
+    log_y: bool = False
+    smoothing: float = DEFAULT_SMOOTHING
+    width: int = 60                   # plot width in cells: the downsampling target
+
+
+@dataclass
+class Series:
+    x: list[float] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.x)
+
+
+@dataclass
+class StageView:
+    name: str
+    status: str
+    fraction: float
+    step: int
+    total_steps: int | None
+    epoch: float
+    epochs: int | None
+    eta_s: float | None
+    samples_per_s: float | None
+    best_val: float | None
+    best_step: int | None
+    best_epoch: Any
+    attempt: int
+
+
+@dataclass
+class GpuView:
+    host: str
+    index: int
+    name: str
+    util: list[float | None]
+    mem_used: list[float | None]
+    power: list[float | None]
+    mem_total_mb: float | None
+    temp_c: float | None
+    lost: bool
+
+
+@dataclass
+class Snapshot:
+    run_id: str
+    preset: str
+    state: str
+    alive: bool
+    attempt: int
+    host: str
+    stage: str | None
+    stages: list[StageView]
+    raw: Series
+    smooth: Series
+    val: Series
+    best: tuple[float, int, Any] | None          # (val_loss, step, epoch)
+    last_loss: float | None
+    last_step: int | None
+    lr: Series
+    last_lr: float | None
+    resume_marks: list[int]
+    overlay: Series | None
+    overlay_label: str
+    notes: list[str]
+    gpus: list[GpuView]
+    gpu_state: str                                # "local" | "events" | "none" | "waiting"
+    gpu_reason: str
+    log_lines: list[str]
+    log_version: int
+    progress: float
+    caught_up: bool
+    records: int
+    bad_lines: int
+    errors: list[dict[str, Any]]
+    during: list[CheckResult]
+    after: list[CheckResult]
+    suggestions: list[Any]
+    view: View
+    version: int
+    can_resume: bool = False
+    pending_requests: list[str] = field(default_factory=list)
+
+
+class TextTail:
+    """New complete lines of a growing text file (a torn last line waits)."""
+
+    def __init__(self, path: Path, first_read: int = LOG_FIRST_READ):
+        self.path, self.offset, self.pending, self.first_read = path, None, b"", first_read
+        self._inode: int | None = None
+
+    def read_new(self, max_bytes: int = 1 << 20) -> list[str]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return []
+        if self.offset is None or st.st_size < self.offset or (self._inode not in (None, st.st_ino)):
+            self.offset = max(0, st.st_size - self.first_read)
+            self.pending = b""
+        self._inode = st.st_ino
+        if st.st_size == self.offset:
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read(max_bytes)
+        self.offset += len(chunk)
+        data = self.pending + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self.pending = data
+            return []
+        self.pending = data[cut + 1:]
+        return [line.rstrip("\r") for line in data[:cut].decode("utf-8", "replace").split("\n")]
+
+
+def _host_of(run: RunFolder) -> str:
+    return str(run.read_status().get("host") or "")
+
+
+def sample_overview(path: Path, local_host: str = "", samples: int = OVERVIEW_SAMPLES,
+                    edge_bytes: int = OVERVIEW_EDGE_BYTES) -> tuple[RunState, int] | None:
+    """A quick, approximate :class:`RunState` of a long events file.
+
+    Reads every story event (one regex pass over the mapped file, in C), the
+    first and last megabyte completely, and ``samples`` step records evenly
+    spread in between: enough to draw the whole curve at screen resolution in
+    well under a second, while the exact read catches up behind it.  Returns
+    the state and the byte size it covers, or None for a small or unreadable file.
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < OVERVIEW_MIN_BYTES:
+                return None
+            mm = mmap.mmap(fh.fileno(), size, prot=mmap.PROT_READ)
+    except (OSError, ValueError):
+        return None
+    try:
+        picked: dict[int, bytes] = {}
+
+        def take(pos: int) -> int:
+            """Keep the complete line that starts at or after ``pos``; return where the next begins."""
+            end = mm.find(b"\n", pos)
+            if end < 0:
+                return size                       # a torn last line waits for the exact read
+            picked.setdefault(pos, mm[pos:end])
+            return end + 1
+
+        for match in STORY_EVENT.finditer(mm):
+            take(mm.rfind(b"\n", 0, match.start()) + 1)
+        pos = 0
+        while pos < min(edge_bytes, size):
+            pos = take(pos)
+        pos = mm.rfind(b"\n", 0, max(0, size - edge_bytes)) + 1
+        while pos < size:
+            pos = take(pos)
+        span = max(1, size - 2 * edge_bytes)
+        for k in range(samples):
+            start = mm.find(b"\n", edge_bytes + k * span // samples) + 1
+            if 0 < start < size:
+                end = mm.find(b"\n", start)
+                if end > 0 and STEP_EVENT.search(mm, start, end):
+                    picked.setdefault(start, mm[start:end])
+        state = RunState(local_host=local_host)
+        for offset in sorted(picked):
+            try:
+                rec = decode(picked[offset])
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                state.add(rec)
+        state.drain_feed()
+        return state, size
+    finally:
+        mm.close()
+
+
+class RunFollower:
+    """Reads one run folder incrementally; owned by a single thread."""
+
+    def __init__(self, run: RunFolder, *, nvml: Any = None, sample_gpus: bool | None = None,
+                 local_host: str | None = None, clock: Callable[[], float] = time.time,
+                 gpu_monitor_factory: Callable[[Any], Any] | None = None):
+        self.run = run
+        self.clock = clock
+        self.local_host = local_host or socket.gethostname()
+        self.state = RunState(local_host=self.local_host)
+        self.tail = EventTail(run.events_path)
+        self.stdout = TextTail(run.stdout_path)
+        self.stderr = TextTail(run.stderr_path)
+        self.log_lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        self.log_version = 0
+        self.version = 0
+        self.size = 0
+        self.caught_up = False
+        self.status: dict[str, Any] = {}
+        self.folder_state = "pending"
+        self.alive = False
+        self.can_resume = False
+        self.pending_requests: list[str] = []
+        self._status_t = -1e18
+        self._gpu_t = -1e18
+        self._nvml = nvml
+        self._gpu_monitor_factory = gpu_monitor_factory
+        self._gpu_monitor: Any = None
+        self._sample_gpus = sample_gpus
+        self._config: Any = None
+        self.model_check: list[CheckResult] | None = None
+        self.overlay: RunState | None = None
+        self.overlay_label = ""
+        self.overview: RunState | None = None   # shown while the exact read catches up
+        self._overview_tried = False
+
+    # ---------------------------------------------------------------- reading
+    def poll(self, budget_s: float = 0.25) -> bool:
+        """Read what is new; returns True when anything changed.  While catching
+        up on a long file it stops after ``budget_s`` so progress can be shown."""
+        changed = self._read_status()
+        deadline = time.perf_counter() + budget_s
+        if not self._overview_tried:
+            self._overview_tried = True
+            found = sample_overview(self.tail.path, self.local_host)
+            if found is not None:
+                self.overview, self.size = found
+                self.version += 1
+                return True
+        while True:
+            try:
+                self.size = os.stat(self.tail.path).st_size
+            except OSError:
+                self.size = 0
+            before = self.tail.offset
+            records = self.tail.read_new(max_bytes=CHUNK_BYTES)
+            add = self.state.add
+            for rec in records:
+                add(rec)
+            if records or self.tail.offset != before:
+                changed = True
+            self.caught_up = self.tail.offset >= self.size
+            if self.caught_up or time.perf_counter() >= deadline:
+                break
+        if self.caught_up and self.overview is not None:
+            self.overview = None                  # the exact curves are complete now
+            changed = True
+        changed |= self._read_logs()
+        changed |= self._sample_gpu()
+        if changed:
+            self.version += 1
+        return changed
+
+    def _read_status(self) -> bool:
+        now = time.monotonic()
+        if now - self._status_t < STATUS_EVERY_S:
+            return False
+        self._status_t = now
+        status, state, alive = self.run.read_status(), self.run.state(), self.run.is_alive()
+        can_resume = self.run.can_resume()
+        pending = [k for k in REQUEST_KINDS if (self.run.requests_dir / f"{k}.json").exists()]
+        changed = (state, alive, status.get("stage"), can_resume, pending) != (
+            self.folder_state, self.alive, self.status.get("stage"), self.can_resume, self.pending_requests)
+        self.status, self.folder_state, self.alive = status, state, alive
+        self.can_resume, self.pending_requests = can_resume, pending
+        return changed
+
+    def force_status(self) -> None:
+        """Re-read status.json and the requests at the next poll (after a key press)."""
+        self._status_t = -1e18
+
+    def _read_logs(self) -> bool:
+        new = [f"  {line}" for line in self.stdout.read_new()] + [f"E {line}" for line in self.stderr.read_new()]
+        # Errors and supervisor log events belong in the same pane, marked.
+        new += self.state.drain_feed()
+        if not new:
+            return False
+        self.log_lines.extend(new)
+        self.log_version += 1
+        return True
+
+    def should_sample_gpus(self) -> bool:
+        if self._sample_gpus is not None:
+            return self._sample_gpus
+        host = _host_of(self.run) or self.state.host
+        return not host or host == self.local_host
+
+    def _sample_gpu(self) -> bool:
+        if not self.should_sample_gpus():
+            return False
+        now = time.monotonic()
+        if now - self._gpu_t < GPU_SAMPLE_S:
+            return False
+        self._gpu_t = now
+        if self._gpu_monitor is None:
+            if self._gpu_monitor_factory is not None:
+                self._gpu_monitor = self._gpu_monitor_factory(self._nvml)
+            else:
+                from kronos_train.gpu import GpuMonitor
+
+                self._gpu_monitor = GpuMonitor(self._nvml)
+        snap = self._gpu_monitor.sample()
+        self.state.add_local_gpu(snap, self.clock())
+        return True
+
+    def close(self) -> None:
+        if self._gpu_monitor is not None:
+            self._gpu_monitor.close()
+
+    # ---------------------------------------------------------------- config for the advisor
+    def run_config(self) -> Any:
+        if self._config is None:
+            from kronos_train.config import KronosConfig, from_dict, read_yaml
+
+            try:
+                raw = read_yaml(self.run.config_path)
+                raw.pop("extends", None)       # config.yaml is already resolved
+                self._config = from_dict(raw)[0]
+            except Exception:                   # a missing or broken file: judge against defaults
+                self._config = KronosConfig()
+        return self._config
+
+    # ---------------------------------------------------------------- drawing data
+    def snapshot(self, view: View) -> Snapshot:
+        st = self.overview if self.overview is not None else self.state
+        if abs(view.smoothing - st.smoothing) > 1e-12:
+            st.set_smoothing(view.smoothing)
+        stage = view.stage if view.stage in st.stages else (st.active_stage().name if st.active_stage() else None)
+        notes: list[str] = []
+        raw = smooth = val = lr = Series()
+        best = None
+        last_loss = last_step = last_lr = None
+        resume_marks: list[int] = []
+        overlay = None
+        if stage and stage in st.curves:
+            c = st.curves[stage]
+            raw, smooth, lr, x_lo, hidden = self._plot_series(c, view)
+            if hidden:
+                notes.append(f"log scale hides {hidden} point(s) ≤ 0" if view.log_y else f"{hidden} non-finite point(s) hidden")
+            if st is self.overview:
+                notes.append(f"overview of sampled points; reading all {self.tail.offset / max(1, self.size):.0%}")
+            val = self._val_series(c, view, x_lo)
+            resume_marks = [m for m in c.resume_marks if m >= x_lo]
+            if c.loss:
+                last_loss, last_step = c.loss[-1], int(c.step[-1])
+            last_lr = st.stages[stage].last_lr
+            if self.overlay is not None and stage in self.overlay.curves:
+                o = self.overlay.curves[stage]
+                overlay = self._plot_series(o, view, x_min=x_lo)[1]
+        if stage and st.stages[stage].best_val is not None:
+            s = st.stages[stage]
+            best = (s.best_val, s.best_step, s.best_epoch)
+        cfg = self.run_config()
+        alive = self.alive
+        now = self.clock()
+        from kronos_train.advisor import diagnose
+
+        return Snapshot(
+            run_id=self.run.run_id, preset=st.preset or self.run.preset_name(), state=self.folder_state, alive=alive,
+            attempt=st.attempt, host=st.host or str(self.status.get("host") or ""), stage=stage,
+            stages=[self._stage_view(st.stages[n]) for n in st.stage_order],
+            raw=raw, smooth=smooth, val=val, best=best, last_loss=last_loss, last_step=last_step, lr=lr,
+            last_lr=last_lr, resume_marks=resume_marks, overlay=overlay, overlay_label=self.overlay_label,
+            notes=notes, gpus=self._gpu_views(), gpu_state=self._gpu_state(), gpu_reason=self.state.local_gpu_reason,
+            log_lines=list(self.log_lines), log_version=self.log_version,
+            progress=(self.tail.offset / self.size) if self.size else 1.0, caught_up=self.caught_up,
+            records=st.records, bad_lines=self.tail.bad_lines, errors=st.errors[-3:],
+            during=during_checks(st, now=now, alive=alive if self.folder_state not in ("completed",) else None,
+                                 patience=cfg.training.early_stopping.patience),
+            after=after_checks(st, self.run, self.model_check),
+            suggestions=diagnose(st, cfg), view=view, version=self.version, can_resume=self.can_resume,
+            pending_requests=list(self.pending_requests))
+
+    @staticmethod
+    def _stage_view(s: Any) -> StageView:
+        return StageView(s.name, s.status, s.fraction(), s.last_step, s.total_steps, s.last_epoch, s.epochs,
+                         s.eta_s(), s.samples_per_s, s.best_val, s.best_step, s.best_epoch, s.attempt)
+
+    @staticmethod
+    def _plot_series(c: Any, view: View, x_min: float | None = None):
+        import numpy as np
+
+        steps = as_numpy(c.step)
+        x_lo = 0.0
+        if len(steps):
+            if view.zoom_last:
+                x_lo = max(0.0, steps[-1] - view.zoom_last)
+            if x_min is not None:
+                x_lo = x_min
+        start = int(np.searchsorted(steps, x_lo, side="left")) if len(steps) else 0
+        x = steps[start:]
+        buckets = max(10, view.width)
+        raw_x, raw_y, hidden = plottable(x, as_numpy(c.loss)[start:], view.log_y)
+        sm_x, sm_y, _ = plottable(x, as_numpy(c.smooth)[start:], view.log_y)
+        lr_x, lr_y, _ = plottable(x, as_numpy(c.lr)[start:], False)
+        raw_x, raw_y = minmax_downsample(raw_x, raw_y, buckets)
+        sm_x, sm_y = last_downsample(sm_x, sm_y, 2 * buckets)
+        lr_x, lr_y = last_downsample(lr_x, lr_y, 2 * buckets)
+        return (Series(raw_x.tolist(), raw_y.tolist()), Series(sm_x.tolist(), sm_y.tolist()),
+                Series(lr_x.tolist(), lr_y.tolist()), x_lo, hidden)
+
+    @staticmethod
+    def _val_series(c: Any, view: View, x_lo: float) -> Series:
+        xs, ys = [], []
+        for x, y in zip(c.val_step, c.val_loss):
+            if x >= x_lo and (not view.log_y or y > 0):
+                xs.append(x)
+                ys.append(y)
+        return Series(xs, ys)
+
+    def _gpu_views(self) -> list[GpuView]:
+        return [GpuView(r.host, r.index, r.name, list(r.util), list(r.mem_used), list(r.power), r.mem_total_mb,
+                        r.temp_c, r.lost) for _, r in sorted(self.state.gpus.items())]
+
+    def _gpu_state(self) -> str:
+        st = self.state
+        if st.gpus:
+            return "local" if st.local_gpu_available else "events"
+        if st.local_gpu_available is False:
+            return "none"
+        return "waiting"
+
+
+def load_overlay(run: RunFolder, smoothing: float = DEFAULT_SMOOTHING) -> RunState:
+    """Another run's curves, read once (for comparing against the attached run)."""
+    state = RunState(smoothing=smoothing)
+    tail = EventTail(run.events_path)
+    for _ in range(100_000):
+        records = tail.read_new(max_bytes=CHUNK_BYTES)
+        for rec in records:
+            state.add(rec)
+        size = run.events_path.stat().st_size if run.events_path.exists() else 0
+        if tail.offset >= size:
+            break
+    state.drain_feed()
+    return state
+
+
+def with_view(view: View, **changes: Any) -> View:
+    return replace(view, **changes)

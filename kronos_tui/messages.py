@@ -1,0 +1,60 @@
+"""Messages that workers post to the screens (thread-safe via ``post_message``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual.message import Message
+
+from kronos_train.checks import CheckResult
+from kronos_train.runfolder import RunFolder
+
+
+class RunSnapshot(Message):
+    """A drawable state of the attached run.  A newer one replaces an older one
+    still queued, so a slow screen never works through a backlog."""
+
+    def __init__(self, snapshot: Any) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunSnapshot)
+
+
+class OverlayLoaded(Message):
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+
+class ChecksUpdated(Message):
+    """Some checklist lines finished (or were found in the cache)."""
+
+    def __init__(self, key: str, phase: str, results: list[CheckResult], done: int, total: int,
+                 running: str = "") -> None:
+        super().__init__()
+        self.key, self.phase, self.results = key, phase, results
+        self.done, self.total, self.running = done, total, running
+
+
+class RunsListed(Message):
+    def __init__(self, rows: list[Any]) -> None:
+        super().__init__()
+        self.rows = rows
+
+
+class RunAttached(Message):
+    """The app attached to a run (after launch, resume, or a pick in the run list)."""
+
+    def __init__(self, run: RunFolder) -> None:
+        super().__init__()
+        self.run = run
+
+
+@dataclass
+class PresetChanged(Message):
+    name: str
+
+    def __post_init__(self) -> None:
+        super().__init__()

@@ -1,0 +1,143 @@
+"""The launch dialog: stages, GPU count, then a detached run through kronos_train.launch.
+
+The launcher validates everything before it creates anything; its problems
+(LaunchError.problems) are shown here, one per line, and nothing starts.  On
+success the dialog returns the RunFolder and the app moves to the monitor.
+The run is its own session with its output in files, so quitting the app or
+losing SSH never stops it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+from kronos_train.runfolder import RunFolder
+
+from ..services import launch_problems
+from .dialogs import DIALOG_CSS
+
+
+class LaunchDialog(ModalScreen[RunFolder | None]):
+    DEFAULT_CSS = DIALOG_CSS.format(name="LaunchDialog") + """
+    LaunchDialog Checkbox { height: 1; border: none; padding: 0; }
+    LaunchDialog #gpus-row { height: 1; }
+    LaunchDialog #gpus-row Label { width: 18; }
+    LaunchDialog #gpus { width: 8; }
+    LaunchDialog #launch-problems { max-height: 10; }
+    """
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("t", "toggle('#stage-tokenizer')", "Tokenizer", show=False),
+        Binding("b", "toggle('#stage-basemodel')", "Basemodel", show=False),
+        Binding("k", "toggle('#skip-existing')", "Skip done", show=False),
+        Binding("ctrl+l", "launch", "Launch"),
+    ]
+
+    def __init__(self, preset: str, cfg: Any, services: Any) -> None:
+        super().__init__()
+        self.preset, self.cfg, self.services = preset, cfg, services
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        x = self.cfg.experiment
+        with Vertical():
+            yield Label(f"Launch preset {self.preset}", classes="title", markup=False)
+            yield Checkbox("tokenizer stage [t]", x.train_tokenizer, id="stage-tokenizer", compact=True)
+            yield Checkbox("basemodel stage [b]", x.train_basemodel, id="stage-basemodel", compact=True)
+            yield Checkbox("skip stages already done (--skip-existing) [k]", x.skip_existing, id="skip-existing",
+                           compact=True)
+            with Horizontal(id="gpus-row"):
+                yield Label("GPUs / processes")
+                yield Input(str(self.cfg.distributed.num_gpus), id="gpus", restrict=r"[0-9]*", compact=True)
+                yield Static("", id="gpu-hint", markup=False)
+            yield Static("", id="launch-summary", markup=False)
+            yield Static("", id="launch-problems", classes="error", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel [esc]", id="cancel", compact=True)
+                yield Button("Launch [ctrl+l]", id="launch", variant="success", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#launch").focus()
+        self._update_summary()
+        self._count_gpus()
+
+    @work(thread=True, exclusive=True, group="launch-gpus", exit_on_error=False)
+    def _count_gpus(self) -> None:
+        from kronos_train.gpu import gpu_count
+
+        count, reason = gpu_count(self.services.nvml)
+        text = f"this node: {count} NVIDIA GPU(s)" if count else "no NVIDIA GPU: CPU worker processes (gloo)"
+        self.app.call_from_thread(self.query_one("#gpu-hint", Static).update, f"  {text}")
+
+    def action_toggle(self, selector: str) -> None:
+        box = self.query_one(selector, Checkbox)
+        box.value = not box.value
+
+    @on(Checkbox.Changed)
+    @on(Input.Changed)
+    def _update_summary(self) -> None:
+        stages = [s for s in ("tokenizer", "basemodel") if self.query_one(f"#stage-{s}", Checkbox).value]
+        gpus = self._gpus()
+        t = self.cfg.training
+        text = (f"stages: {' → '.join(stages) or 'none'}; effective batch {t.batch_size} × {gpus or '?'} × "
+                f"{t.accumulation_steps} = {t.batch_size * (gpus or 0) * t.accumulation_steps}")
+        self.query_one("#launch-summary", Static).update(text)
+
+    def _gpus(self) -> int:
+        try:
+            return int(self.query_one("#gpus", Input).value)
+        except ValueError:
+            return 0
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_launch()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "launch":
+            self.action_launch()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_launch(self) -> None:
+        if self.busy:
+            return
+        tok = self.query_one("#stage-tokenizer", Checkbox).value
+        base = self.query_one("#stage-basemodel", Checkbox).value
+        gpus = self._gpus()
+        problems = []
+        if not (tok or base):
+            problems.append("choose at least one stage")
+        if gpus < 1:
+            problems.append("GPU count must be at least 1")
+        if problems:
+            self.query_one("#launch-problems", Static).update("\n".join(problems))
+            return
+        self.busy = True
+        self.query_one("#launch-problems", Static).update("starting the run supervisor…")
+        self._launch(dict(num_gpus=gpus, skip_tokenizer=not tok, skip_basemodel=not base,
+                          skip_existing=self.query_one("#skip-existing", Checkbox).value))
+
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
+    def _launch(self, options: dict[str, Any]) -> None:
+        try:
+            run = self.services.launch(self.preset, self.services.logs_dir, **options)
+        except Exception as exc:  # LaunchError carries .problems; anything else is shown as is
+            lines = launch_problems(exc) or [f"{type(exc).__name__}: {exc}"]
+            self.app.call_from_thread(self._failed, lines)
+            return
+        self.app.call_from_thread(self.dismiss, run)
+
+    def _failed(self, lines: list[str]) -> None:
+        self.busy = False
+        self.query_one("#launch-problems", Static).update("nothing was started:\n" + "\n".join(f"• {l}" for l in lines))

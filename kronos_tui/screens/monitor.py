@@ -1,0 +1,260 @@
+"""The live monitor of the attached run.
+
+Everything shown comes from the app's follower snapshots (about two a second
+at most, only when something changed): stage progress and ETA from the events'
+own clock, the loss plot (raw, debiased EMA, val points, best marked, resume
+lines, an optional overlay run), the learning rate, per-GPU panels, the tail of
+stdout/stderr.  Early stop / Stop / Abort write requests into the run folder;
+Abort asks first.  Keys change the view; the follower redraws at once.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, ContentSwitcher, Log, Static
+
+from ..series import fmt_duration
+from ..widgets.panels import GpuPanel, RunFacts, StageProgress
+from ..widgets.plots import LossPlot, LrPlot
+from .base import KronosScreen
+from .dialogs import ConfirmDialog, PickDialog
+
+ZOOMS = (None, 5000, 1000, 200)
+SMOOTHINGS = (0.6, 0.9, 0.99, 0.0)
+VIEWS = ("loss-view", "lr-view", "gpu-view")
+CONTROL_ACTIONS = ("early_stop", "stop", "abort")
+
+
+class MonitorScreen(KronosScreen):
+    MODE = "monitor"
+    BINDINGS = [
+        Binding("e", "early_stop", "Early stop", show=False),
+        Binding("s", "stop", "Stop", show=False),
+        Binding("x", "abort", "Abort", show=False),
+        Binding("r", "resume", "Resume", show=False),
+        Binding("l", "log_y", "Log-y"),
+        Binding("z", "zoom", "Zoom"),
+        Binding("w", "smoothing", "Smooth"),
+        Binding("t", "stage", "Stage"),
+        Binding("v", "view", "View"),
+        Binding("o", "overlay", "Overlay"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("", id="run-line", markup=False)
+        yield StageProgress(id="stages")
+        with Horizontal(id="monitor-main"):
+            with ContentSwitcher(initial="loss-view", id="views"):
+                yield LossPlot(id="loss-view")
+                yield LrPlot(id="lr-view")
+                yield GpuPanel(detailed=True, id="gpu-view")
+            with Vertical(id="monitor-side"):
+                yield RunFacts(id="facts")
+                yield GpuPanel(id="gpu-compact")
+        yield Log(max_lines=200, id="log-tail")
+        with Horizontal(id="controls"):
+            yield Button("Early stop [e]", id="btn-early-stop", compact=True)
+            yield Button("Stop [s]", id="btn-stop", compact=True)
+            yield Button("Abort [x]", id="btn-abort", variant="error", compact=True)
+            yield Button("Resume [r]", id="btn-resume", variant="success", compact=True)
+        yield Static("", id="monitor-empty")
+
+    def on_mount(self) -> None:
+        self._log_version = -1
+        self._show_empty()
+        if self.kapp.snapshot is not None:
+            self.show_snapshot(self.kapp.snapshot)
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        if self.kapp.snapshot is not None:
+            self.show_snapshot(self.kapp.snapshot)
+        else:
+            self._show_empty()
+
+    def run_changed(self) -> None:
+        if self.is_mounted:
+            self._log_version = -1
+            self.query_one("#log-tail", Log).clear()
+            self._show_empty()
+
+    def on_resize(self) -> None:
+        self._sync_width()
+
+    def _sync_width(self) -> None:
+        width = max(20, self.query_one("#views").size.width - 10)   # minus the y-axis labels
+        if abs(width - self.kapp.view.width) > 2:
+            self.kapp.set_view(width=width)
+
+    # ---------------------------------------------------------------- drawing
+    def _show_empty(self) -> None:
+        run = self.kapp.attached_run
+        empty = self.query_one("#monitor-empty", Static)
+        if run is None:
+            empty.update("No run attached.\n\n  l  (on Presets) launch the selected preset\n  4  Runs: pick a run "
+                         "(enter) to follow it\n\nRuns started earlier are found and attached when the app starts.")
+        else:
+            empty.update(f"reading {run.run_id} …")
+        empty.display = True
+        self.query_one("#monitor-main").display = False
+        self.query_one("#stages").display = False
+        self.query_one("#run-line", Static).update(run.run_id if run else "")
+        self._refresh_controls()
+
+    def show_snapshot(self, snap: Any) -> None:
+        if not self.is_current:
+            return
+        self.query_one("#monitor-empty").display = False
+        self.query_one("#monitor-main").display = True
+        self.query_one("#stages").display = True
+        self.query_one("#run-line", Static).update(self._run_line(snap))
+        ascii_only = self.kapp.ascii_only
+        self.query_one(StageProgress).show(snap, ascii_only)
+        self.query_one(RunFacts).show(snap)
+        current = self.query_one(ContentSwitcher).current
+        if current == "loss-view":
+            self.query_one(LossPlot).show(snap)
+        elif current == "lr-view":
+            self.query_one(LrPlot).show(snap)
+        else:
+            self.query_one("#gpu-view", GpuPanel).show(snap, ascii_only)
+        self.query_one("#gpu-compact", GpuPanel).show(snap, ascii_only)
+        if snap.log_version != self._log_version:
+            self._log_version = snap.log_version
+            log = self.query_one("#log-tail", Log)
+            log.clear()
+            log.write_lines(snap.log_lines[-100:])
+        self._sync_width()
+        self._refresh_controls()
+        self.refresh_nav()
+
+    def _run_line(self, snap: Any) -> Text:
+        text = Text()
+        state_word = {"running": "▶ running", "stopping": "■ stopping", "completed": "✓ completed",
+                      "stopped": "■ stopped (resumable)", "failed": "✗ failed", "aborted": "✗ aborted",
+                      "interrupted": "! interrupted", "pending": "· pending"}.get(snap.state, snap.state)
+        text.append(f"{snap.run_id} ", style="bold")
+        text.append(f"· {snap.preset} · ")
+        text.append(state_word, style="bold")
+        if snap.attempt:
+            text.append(f" · attempt {snap.attempt}")
+        if snap.host:
+            text.append(f" · {snap.host}")
+        if not snap.caught_up:
+            text.append(f" · reading {snap.progress:.0%}", style="italic")
+        for kind in snap.pending_requests:
+            text.append(f" · {kind.replace('_', ' ')} requested…", style="italic")
+        if snap.errors:
+            text.append(f" · ✗ {snap.errors[-1].get('kind')} error", style="bold red")
+        return text
+
+    # ---------------------------------------------------------------- availability
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        snap = self.kapp.snapshot
+        if action in CONTROL_ACTIONS:
+            return True if (snap is not None and snap.alive) else None
+        if action == "resume":
+            run = self.kapp.attached_run
+            return True if (snap is not None and run is not None and not snap.alive and snap.can_resume) else None
+        return True
+
+    def _refresh_controls(self) -> None:
+        self.refresh_bindings()
+        snap = self.kapp.snapshot
+        alive = snap is not None and snap.alive
+        for button_id in ("#btn-early-stop", "#btn-stop", "#btn-abort"):
+            self.query_one(button_id, Button).disabled = not alive
+        self.query_one("#btn-resume", Button).disabled = not (snap is not None and not alive and snap.can_resume)
+
+    # ---------------------------------------------------------------- controls
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        action = {"btn-early-stop": self.action_early_stop, "btn-stop": self.action_stop,
+                  "btn-abort": self.action_abort, "btn-resume": self.action_resume}.get(event.button.id or "")
+        if action is not None:
+            action()
+
+    def action_early_stop(self) -> None:
+        self.kapp.request("early_stop")
+
+    def action_stop(self) -> None:
+        self.kapp.request("stop")
+
+    def action_abort(self) -> None:
+        run = self.kapp.attached_run
+        if run is None:
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.kapp.request("abort")
+
+        self.app.push_screen(ConfirmDialog(
+            f"Abort {run.run_id}?",
+            "SIGTERM goes to the run's process group now; the current stage is not checkpointed "
+            "(its last committed checkpoint stays loadable). Stop [s] is the gentle way.",
+            yes="Abort", no="Keep running"), answer)
+
+    def action_resume(self) -> None:
+        run = self.kapp.attached_run
+        if run is not None:
+            self.kapp.resume(run)
+
+    # ---------------------------------------------------------------- view keys
+    def action_log_y(self) -> None:
+        self.kapp.set_view(log_y=not self.kapp.view.log_y)
+
+    def action_zoom(self) -> None:
+        view = self.kapp.view
+        zoom = ZOOMS[(ZOOMS.index(view.zoom_last) + 1) % len(ZOOMS)] if view.zoom_last in ZOOMS else None
+        self.kapp.set_view(zoom_last=zoom)
+        self.notify(f"zoom: {'last ' + str(zoom) + ' steps' if zoom else 'all steps'}", timeout=1.5)
+
+    def action_smoothing(self) -> None:
+        view = self.kapp.view
+        weight = SMOOTHINGS[(SMOOTHINGS.index(view.smoothing) + 1) % len(SMOOTHINGS)] \
+            if view.smoothing in SMOOTHINGS else SMOOTHINGS[0]
+        self.kapp.set_view(smoothing=weight)
+        self.notify(f"smoothing: EMA {weight:g}" if weight else "smoothing off", timeout=1.5)
+
+    def action_stage(self) -> None:
+        snap = self.kapp.snapshot
+        if snap is None or not snap.stages:
+            return
+        names = [s.name for s in snap.stages]
+        current = snap.stage if snap.stage in names else names[0]
+        nxt = names[(names.index(current) + 1) % len(names)]
+        self.kapp.set_view(stage=nxt)
+        self.notify(f"showing the {nxt} stage", timeout=1.5)
+
+    def action_view(self) -> None:
+        switcher = self.query_one(ContentSwitcher)
+        nxt = VIEWS[(VIEWS.index(switcher.current or VIEWS[0]) + 1) % len(VIEWS)]
+        switcher.current = nxt
+        if self.kapp.snapshot is not None:
+            self.show_snapshot(self.kapp.snapshot)
+
+    def action_overlay(self) -> None:
+        from kronos_train.runfolder import list_runs
+
+        current = self.kapp.attached_run
+        runs = [r for r in list_runs(self.kapp.services.logs_dir) if current is None or r.run_id != current.run_id]
+        options = [("", "(no overlay)")] + [(r.run_id, f"{r.run_id}  {r.preset_name()}") for r in runs[:30]]
+
+        def chosen(run_id: str | None) -> None:
+            if run_id is None:
+                return
+            run = next((r for r in runs if r.run_id == run_id), None)
+            self.kapp.set_overlay(run)
+
+        self.app.push_screen(PickDialog("Overlay another run's curves", options,
+                                        "drawn dim over this run's loss, same stage"), chosen)
+
+
+def eta_text(seconds: float | None) -> str:
+    return fmt_duration(seconds)

@@ -1,0 +1,94 @@
+"""What the app talks to outside itself, gathered so tests can swap each part.
+
+The defaults are the real thing: ``kronos_train.launch`` for launching and
+resuming (imported on first use), NVML through ``GpuMonitor``, and the
+torch-importing checks in a ``kronos-train check`` subprocess, never in the
+TUI's own process.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from kronos_train.checks import CheckResult
+from kronos_train.runfolder import RunFolder, logs_dir_from_env
+
+
+def _launch(preset: str, logs_dir: Path, **kwargs: Any) -> RunFolder:
+    from kronos_train.launch import launch
+
+    return launch(preset, logs_dir, **kwargs)
+
+
+def _resume(run: RunFolder) -> int:
+    from kronos_train.launch import resume_run
+
+    return resume_run(run)
+
+
+def launch_problems(exc: BaseException) -> list[str] | None:
+    """The problem lines of a LaunchError (or any error carrying ``.problems``)."""
+    problems = getattr(exc, "problems", None)
+    return [str(p) for p in problems] if isinstance(problems, (list, tuple)) else None
+
+
+def launcher_available() -> tuple[bool, str]:
+    try:
+        import kronos_train.launch  # noqa: F401
+    except ImportError as exc:
+        return False, f"kronos_train.launch is not available ({exc})"
+    return True, ""
+
+
+def _check_subprocess(args: list[str], timeout_s: float = 900.0) -> list[CheckResult]:
+    """``kronos-train check ... --json`` in a child process (it may import torch)."""
+    from kronos_train.checks.run import parse_check_output
+
+    cmd = [sys.executable, "-m", "kronos_train.cli", "check", *args, "--json"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
+                              env=dict(os.environ))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return [CheckResult("models.load", "Pretrained models load and fit together", "error",
+                            f"could not run `kronos-train check`: {exc}")]
+    try:
+        return parse_check_output(proc.stdout)
+    except ValueError:
+        tail = " / ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+        return [CheckResult("models.load", "Pretrained models load and fit together", "error",
+                            f"`kronos-train check` exited {proc.returncode}: {tail[:300]}")]
+
+
+def model_check_for_preset(preset: str) -> list[CheckResult]:
+    return _check_subprocess(["--config", preset, "--only", "models"])
+
+
+def model_check_for_run(run: RunFolder) -> list[CheckResult]:
+    from kronos_train.checks.run import run_model_check
+
+    return run_model_check(run)
+
+
+@dataclass
+class Services:
+    logs_dir: Path = field(default_factory=logs_dir_from_env)
+    nvml: Any = None                                    # a fake pynvml in tests
+    launch: Callable[..., RunFolder] = _launch
+    resume: Callable[[RunFolder], int] = _resume
+    preset_model_check: Callable[[str], list[CheckResult]] = model_check_for_preset
+    run_model_check: Callable[[RunFolder], list[CheckResult]] = model_check_for_run
+    clock: Callable[[], float] = time.time
+    poll_interval: float = 0.5                          # the monitor redraws at most twice a second
+    extra_preset_dirs: tuple[Path, ...] = ()
+    user_presets_dir: Path | None = None                # default: kronos_train.config.user_presets_dir()
+    auto_model_check: bool = True                       # run the subprocess checks without asking
+
+    def presets_target_dir(self) -> Path:
+        from kronos_train.config import user_presets_dir
+
+        return self.user_presets_dir or user_presets_dir()

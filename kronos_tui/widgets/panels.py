@@ -1,0 +1,137 @@
+"""Text panels of the monitor: stage progress, run facts, GPUs.
+
+Each is a ``Static`` fed from a snapshot.  Meaning is carried by words and
+symbols (status words, ``█░`` bars, ``▁▃▇`` sparklines), never by colour alone.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ..series import fmt_duration, fmt_num, sparkline
+
+STATUS_MARK = {"pending": "·", "running": "▶", "completed": "✓", "early_stopped": "✓", "stopped": "■",
+               "failed": "✗", "skipped": "-"}
+STATUS_STYLE = {"running": "bold", "completed": "green", "early_stopped": "green", "failed": "bold red",
+                "stopped": "yellow", "skipped": "dim", "pending": "dim"}
+
+
+def bar(fraction: float, width: int, ascii_only: bool = False) -> str:
+    full = int(round(max(0.0, min(1.0, fraction)) * width))
+    on, off = ("#", "-") if ascii_only else ("█", "░")
+    return on * full + off * (width - full)
+
+
+class StageProgress(Static):
+    DEFAULT_CSS = """
+    StageProgress { height: auto; max-height: 3; }
+    """
+
+    def show(self, snap: Any, ascii_only: bool = False) -> None:
+        text = Text()
+        if not snap.stages:
+            text.append("no stage has started yet", style="dim")
+        for i, s in enumerate(snap.stages):
+            if i:
+                text.append("\n")
+            mark = STATUS_MARK.get(s.status, "?")
+            total = f"{s.step}/{s.total_steps}" if s.total_steps else f"{s.step}"
+            epochs = f"ep {s.epoch:.1f}/{s.epochs}" if s.epochs else ""
+            eta = f"ETA {fmt_duration(s.eta_s)}" if s.status == "running" else ""
+            text.append(f"{s.name[:9]:<9} ")
+            text.append(bar(s.fraction, 10, ascii_only))
+            text.append(f" {s.fraction:>4.0%} {total:>11} {epochs:<9} {eta:<11} ")
+            text.append(f"{mark} {s.status.replace('_', ' ')}", style=STATUS_STYLE.get(s.status, ""))
+        self.update(text)
+
+
+class RunFacts(Static):
+    DEFAULT_CSS = """
+    RunFacts { height: auto; }
+    """
+
+    def show(self, snap: Any) -> None:
+        view = snap.view
+        lines = Text()
+        lines.append(f"{snap.stage or '—'}\n", style="bold")
+        if snap.last_loss is not None:
+            lines.append(f"last  {fmt_num(snap.last_loss, 5)} @ {snap.last_step}\n")
+        if snap.best is not None:
+            val, step, epoch = snap.best
+            lines.append("best val ", style="bold")
+            lines.append(f"{val:.6g}\n", style="bold green")
+            lines.append(f"  @ step {step} (epoch {epoch})\n")
+        if snap.last_lr is not None:
+            lines.append(f"lr    {snap.last_lr:.3g}\n")
+        active = next((s for s in snap.stages if s.name == snap.stage), None)
+        if active is not None and active.samples_per_s:
+            lines.append(f"{active.samples_per_s:,.0f} samples/s\n")
+        lines.append(f"ema {view.smoothing:g} · {'last ' + str(view.zoom_last) if view.zoom_last else 'all'}"
+                     f" · {'log' if view.log_y else 'lin'}\n", style="dim")
+        for note in snap.notes:
+            lines.append(f"{note}\n", style="italic")
+        if snap.bad_lines:
+            lines.append(f"{snap.bad_lines} unreadable line(s) skipped\n", style="yellow")
+        self.update(lines)
+
+
+def _mem(mb: float | None) -> str:
+    return "n/a" if mb is None else f"{mb / 1024:.0f}"
+
+
+class GpuPanel(Static):
+    """Per-GPU utilisation, memory and power with short histories.
+
+    ``detailed`` adds a sparkline per quantity; the compact form fits the
+    monitor's side column.
+    """
+
+    DEFAULT_CSS = """
+    GpuPanel { height: auto; }
+    """
+
+    def __init__(self, detailed: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.detailed = detailed
+
+    def show(self, snap: Any, ascii_only: bool = False) -> None:
+        text = Text()
+        text.append("GPUs" + (f" · {snap.host}" if self.detailed and snap.host else "") + "\n", style="bold")
+        if snap.gpu_state == "none":
+            text.append("no NVIDIA GPU on this node\n", style="yellow")
+            if snap.gpu_reason:
+                text.append(f"({snap.gpu_reason})\n", style="dim")
+            if not snap.gpus:
+                self.update(text)
+                return
+        if not snap.gpus:
+            text.append("waiting for GPU readings…" if snap.gpu_state == "waiting" else "no GPU readings", style="dim")
+            self.update(text)
+            return
+        hosts = {g.host for g in snap.gpus}
+        for g in snap.gpus:
+            label = f"{g.host[:8]}:{g.index}" if len(hosts) > 1 else f"{g.index}"
+            if g.lost:
+                text.append(f"{label} LOST — stopped answering\n", style="bold red")
+                continue
+            util = g.util[-1] if g.util else None
+            used = g.mem_used[-1] if g.mem_used else None
+            power = g.power[-1] if g.power else None
+            util_txt = "n/a" if util is None else f"{util:3.0f}%"
+            power_txt = "n/a" if power is None else f"{power:.0f}W"
+            if self.detailed:
+                text.append(f"{label:<3} {g.name[:22]}\n", style="bold")
+                text.append(f"  util  {util_txt:>5} {sparkline(g.util, 24, 0, 100, ascii_only)}\n")
+                text.append(f"  mem {_mem(used):>4}/{_mem(g.mem_total_mb)}G "
+                            f"{sparkline(g.mem_used, 24, 0, g.mem_total_mb, ascii_only)}\n")
+                text.append(f"  power {power_txt:>5} {sparkline(g.power, 24, None, None, ascii_only)}\n")
+            else:
+                style = "yellow" if util is not None and util < 80 else ""
+                text.append(f"{label:<2} {util_txt:>4} ", style=style)
+                text.append(sparkline(g.util, 6, 0, 100, ascii_only))
+                text.append(f" {_mem(used)}/{_mem(g.mem_total_mb)}G {power_txt}\n")
+        if snap.gpu_reason and snap.gpu_state != "none":
+            text.append(f"{snap.gpu_reason}\n", style="yellow")
+        self.update(text)
