@@ -9,12 +9,13 @@ half an entry; concurrent writers (several ranks) simply race to the rename.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -57,6 +58,24 @@ def cache_key(path: str, options: dict[str, Any]) -> tuple[str, str]:
 def entry_dir(cache_dir: str, path: str, options: dict[str, Any]) -> str:
     prefix, key = cache_key(path, options)
     return os.path.join(cache_dir, "data", f"{prefix}-{key}")
+
+
+@contextlib.contextmanager
+def entry_lock(directory: str) -> Iterator[None]:
+    """An exclusive lock on one entry (flock; released if the holder dies). No-op if it cannot lock."""
+    lock_file = None
+    try:
+        os.makedirs(os.path.dirname(directory), exist_ok=True)
+        lock_file = open(directory + ".lock", "a+")
+        import fcntl
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+    except (OSError, ImportError):
+        pass   # no lock (read-only cache dir, odd file system): concurrent readers just both read
+    try:
+        yield
+    finally:
+        if lock_file is not None:
+            lock_file.close()
 
 
 def load_entry(directory: str) -> tuple[SeriesTable | None, DataReport] | None:
@@ -111,5 +130,11 @@ def _remove_stale_siblings(directory: str) -> None:
     parent, name = os.path.split(directory)
     prefix = name.split("-")[0] + "-"
     for other in os.listdir(parent):
-        if other.startswith(prefix) and other != name:
-            shutil.rmtree(os.path.join(parent, other), ignore_errors=True)
+        if not other.startswith(prefix) or other in (name, name + ".lock"):
+            continue
+        target = os.path.join(parent, other)
+        if os.path.isdir(target):
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(target)

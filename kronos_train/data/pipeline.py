@@ -112,35 +112,46 @@ def _mapping_ok(mapping: ColumnMapping, header: list[str], spec: DataSpec, repor
 
 
 def _series(spec: DataSpec, cache_dir: str | os.PathLike[str] | None) -> tuple[SeriesTable | None, DataReport]:
-    """The cleaned table and the series-level report, from the cache when possible."""
-    report = DataReport(path=spec.path_str, cache="disabled" if cache_dir is None else "miss")
+    """The cleaned table and the series-level report, from the cache when possible.
+
+    With a cache, concurrent callers (several ranks on one node) take a file
+    lock: the first reads the file, the others wait and then load its entry.
+    """
     entry = None
     if cache_dir is not None and os.path.isfile(spec.path_str):
-        from .cache import entry_dir, load_entry
+        from .cache import entry_dir
         try:
             entry = entry_dir(os.fspath(cache_dir), spec.path_str, spec.parse_options())
         except OSError:
             entry = None
-        cached = load_entry(entry) if entry else None
+    if entry is None:
+        report = DataReport(path=spec.path_str, cache="disabled" if cache_dir is None else "miss")
+        return _read_and_clean_safely(spec, report), report
+    from .cache import entry_lock, load_entry, save_entry
+    with entry_lock(entry):
+        cached = load_entry(entry)
         if cached is not None:
             table, report = cached
             report.cache = "hit"
             return table, report
+        report = DataReport(path=spec.path_str, cache="miss")
+        table = _read_and_clean_safely(spec, report)
+        if not any(i.code == "out_of_memory" for i in report.issues):
+            save_entry(entry, table, report)
+        return table, report
+
+
+def _read_and_clean_safely(spec: DataSpec, report: DataReport) -> SeriesTable | None:
     try:
-        table = _read_and_clean(spec, report)
+        return _read_and_clean(spec, report)
     except MemoryError:
         report.add(make_issue("error", "out_of_memory", "could not be loaded: out of memory",
                               "free memory or split the file", file=spec.path_str))
-        table = None
     except Exception as exc:  # noqa: BLE001 - a bad file must never surface as a traceback
         report.add(make_issue("error", "unreadable_file", f"could not be read ({type(exc).__name__}: {exc})",
                               "check that it is a CSV, CSV.gz or Parquet file; if it is, please report this",
                               file=spec.path_str))
-        table = None
-    if entry is not None and not any(i.code in ("file_not_found", "out_of_memory") for i in report.issues):
-        from .cache import save_entry
-        save_entry(entry, table, report)
-    return table, report
+    return None
 
 
 # --------------------------------------------------------------------------- public API
@@ -152,7 +163,6 @@ def _spec_issues(spec: DataSpec) -> list[Issue]:
 
 def _finish(spec: DataSpec, table: SeriesTable | None, report: DataReport, build: bool, started: float):
     """Add the window stage to a series-stage report."""
-    report.issues = [i for i in report.issues if not i.code.startswith("window:")]
     plan = None
     if table is not None and report.ok:
         plan = plan_windows(table, spec, build=build)

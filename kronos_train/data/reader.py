@@ -174,6 +174,7 @@ class RawColumns:
     present: set[str] = field(default_factory=set)  # value roles the file has (others are garbage)
     non_numeric: dict[str, np.ndarray] = field(default_factory=dict)   # role -> rows that are text
     non_numeric_examples: dict[str, list[str]] = field(default_factory=dict)
+    decimal_comma: dict[str, np.ndarray] = field(default_factory=dict)  # role -> rows read as '1,5' -> 1.5
     ticker_codes: np.ndarray | None = None         # int32 [n], -1 = empty
     ticker_names: list[str] = field(default_factory=list)
     time_codes: np.ndarray | None = None           # int32 [n], -1 = empty
@@ -215,33 +216,58 @@ def _float_column(column: Any, out: np.ndarray) -> None:
     fill_numpy(column, out, np.float32, np.nan)
 
 
-def _text_to_float(column: Any, out: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """String column -> ``out`` (float32 view); returns (rows that are not numbers, examples)."""
+def _text_to_float(column: Any, out: np.ndarray, decimal_comma: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """String column -> ``out`` (float32 view).
+
+    Returns (rows that are not numbers, rows read with a decimal comma, examples).
+    Decimal commas ('1,5') are accepted only when the delimiter is not a comma.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    bad_rows: list[np.ndarray] = []
+    bad_rows: list[int] = []
+    comma_rows: list[np.ndarray] = []
     examples: list[str] = []
     pos = 0
     for chunk in chunks:
         n = len(chunk)
+        target = out[pos:pos + n]
         try:
-            fill_numpy(pc.cast(chunk, pa.float32()), out[pos:pos + n], np.float32, np.nan)
+            fill_numpy(pc.cast(chunk, pa.float32()), target, np.float32, np.nan)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            texts = chunk.to_pylist()
-            for i, text in enumerate(texts):
-                value = _to_float_or_none(text)
-                if value is None:
-                    out[pos + i] = np.nan
-                    bad_rows.append(np.array([pos + i]))
-                    if len(examples) < 3:
-                        examples.append(str(text))
-                else:
-                    out[pos + i] = value
+            if decimal_comma and _try_decimal_comma(chunk, target):
+                commas = pc.match_substring(chunk, ",").fill_null(False)
+                comma_rows.append(pos + np.flatnonzero(np.asarray(commas.to_pylist(), bool)))
+            else:
+                _parse_one_by_one(chunk.to_pylist(), target, pos, bad_rows, examples)
         pos += n
-    bad = np.concatenate(bad_rows) if bad_rows else np.zeros(0, np.int64)
-    return bad, examples
+    comma = np.concatenate(comma_rows) if comma_rows else np.zeros(0, np.int64)
+    return np.array(bad_rows, np.int64), comma, examples
+
+
+def _try_decimal_comma(chunk: Any, target: np.ndarray) -> bool:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    try:
+        fill_numpy(pc.cast(pc.replace_substring(chunk, ",", "."), pa.float32()), target, np.float32, np.nan)
+        return True
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+
+
+def _parse_one_by_one(texts: list[str | None], target: np.ndarray, pos: int, bad_rows: list[int],
+                      examples: list[str]) -> None:
+    """The slow path for a chunk with text in it: find each value that is not a number."""
+    for i, text in enumerate(texts):
+        value = _to_float_or_none(text)
+        if value is None:
+            target[i] = np.nan
+            bad_rows.append(pos + i)
+            if len(examples) < 3 and str(text) not in examples:
+                examples.append(str(text))
+        else:
+            target[i] = value
 
 
 def _to_float_or_none(text: str | None) -> float | None:
@@ -282,9 +308,13 @@ def _open_csv_stream(path: str, fmt: FileFormat) -> Any:
 
 
 def read_csv_columns(path: str, fmt: FileFormat, mapping: ColumnMapping) -> RawColumns:
-    """Read the mapped columns; fast typed read first, diagnostic read on failure."""
+    """Read the mapped columns: a fast typed read first, a diagnostic read when it fails.
+
+    The diagnostic read takes every column as text, so each bad value can be
+    found; it runs single-threaded only when rows with a wrong field count
+    exist, because only then does pyarrow report their line numbers.
+    """
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     invalid: list[tuple[int | None, str]] = []
     counter = [0]
@@ -295,25 +325,32 @@ def read_csv_columns(path: str, fmt: FileFormat, mapping: ColumnMapping) -> RawC
             invalid.append((row.number, row.text))
         return "skip"
 
-    try:
-        options = _csv_options(fmt, mapping, typed=True, threads=True, on_invalid=on_invalid)
-        table = pacsv.read_csv(_open_csv_stream(path, fmt), *options)
-        typed = True
-        if counter[0]:
-            raise pa.ArrowInvalid("rows with a wrong number of fields")  # re-read for line numbers
-    except (pa.ArrowInvalid, UnicodeDecodeError, pa.ArrowNotImplementedError) as exc:
+    attempts = [(True, True), (False, True), (False, False)]   # (typed, threads)
+    if fmt.encoding != "utf-8":
+        attempts = [(True, True), (False, False)]   # transcoded input: keep it to one slow read
+    for typed, threads in attempts:
         invalid.clear()
         counter[0] = 0
-        options = _csv_options(fmt, mapping, typed=False, threads=False, on_invalid=on_invalid)
         try:
-            table = pacsv.read_csv(_open_csv_stream(path, fmt), *options)
-        except (pa.ArrowInvalid, UnicodeDecodeError, pa.ArrowNotImplementedError) as exc2:
-            raise ReadFailure("unreadable_file", f"cannot be parsed as CSV ({_first_line(exc2 or exc)})",
-                              "check the delimiter, quoting and encoding of the file") from None
-        typed = False
-    raw = _table_to_raw(table, mapping, typed)
-    raw.invalid_rows, raw.n_invalid_rows = invalid, counter[0]
-    return raw
+            table = _read_csv(path, fmt, mapping, typed, threads, on_invalid)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as exc:
+            if not typed and not threads:
+                raise ReadFailure("unreadable_file", f"cannot be parsed as CSV ({_first_line(exc)})",
+                                  "check the delimiter, quoting and encoding of the file") from None
+            continue
+        if counter[0] and threads:
+            continue   # rows with a wrong field count: re-read on one thread to learn their lines
+        raw = _table_to_raw(table, mapping, typed, decimal_comma=fmt.delimiter != ",")
+        raw.invalid_rows, raw.n_invalid_rows = list(invalid), counter[0]
+        return raw
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _read_csv(path: str, fmt: FileFormat, mapping: ColumnMapping, typed: bool, threads: bool,
+              on_invalid: Callable[[Any], str]) -> Any:
+    import pyarrow.csv as pacsv
+    options = _csv_options(fmt, mapping, typed=typed, threads=threads, on_invalid=on_invalid)
+    return pacsv.read_csv(_open_csv_stream(path, fmt), *options)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -330,7 +367,7 @@ def read_parquet_columns(path: str, mapping: ColumnMapping) -> RawColumns:
     return _table_to_raw(table, mapping, typed=None)
 
 
-def _table_to_raw(table: Any, mapping: ColumnMapping, typed: bool | None) -> RawColumns:
+def _table_to_raw(table: Any, mapping: ColumnMapping, typed: bool | None, decimal_comma: bool = False) -> RawColumns:
     """Arrow table -> RawColumns. typed=None: decide per column from its arrow type."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -350,7 +387,9 @@ def _table_to_raw(table: Any, mapping: ColumnMapping, typed: bool | None) -> Raw
         else:
             if pa.types.is_dictionary(column.type):
                 column = pc.cast(column, pa.string())
-            bad, examples = _text_to_float(column, raw.values[:, k])
+            bad, comma, examples = _text_to_float(column, raw.values[:, k], decimal_comma)
+            if len(comma):
+                raw.decimal_comma[role] = comma
             if len(bad):
                 raw.non_numeric[role] = bad
                 raw.non_numeric_examples[role] = examples

@@ -73,7 +73,8 @@ class Cleaner:
 
     # ------------------------------------------------------------------ helpers
     def issue(self, level: Level, code: str, what: str, hint: str, rows: Sequence[int] | np.ndarray = (),
-              codes: np.ndarray | None = None, source: np.ndarray | None = None, role: str | None = None,
+              codes: np.ndarray | None = None, source: np.ndarray | None = None,
+              role: str | tuple[str, ...] | None = None,
               count: int | None = None, tickers: Sequence[str] | None = None) -> None:
         """Add an issue about some rows (indices into ``source``/``codes``)."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -85,7 +86,8 @@ class Cleaner:
             lines = self.linemap.lines(np.sort(ids))
         if tickers is None:
             tickers = self._tickers_of(codes[rows]) if (codes is not None and len(rows) and self.has_ticker) else []
-        column = self.mapping.roles.get(role) if role else None
+        roles = (role,) if isinstance(role, str) else tuple(role or ())
+        column = ", ".join(self.mapping.roles[r] for r in roles if r in self.mapping.roles) or None
         self.report.add(make_issue(level, code, what, hint, file=self.label, column=column, tickers=tickers,
                                    lines=lines, count=len(rows) if count is None else count,
                                    line_word=self.linemap.word))
@@ -193,6 +195,9 @@ class Cleaner:
     def check_non_numeric(self, codes: np.ndarray) -> np.ndarray:
         keep = np.ones(self.raw.n_rows, bool)
         source = None
+        for role, rows in self.raw.decimal_comma.items():
+            self.issue("warning", "decimal_comma", "has numbers with a decimal comma ('1,5'); read as '1.5'",
+                       "nothing to do", rows, codes, source, role)
         for role, rows in self.raw.non_numeric.items():
             examples = ", ".join(repr(t) for t in self.raw.non_numeric_examples.get(role, []))
             hint = "fix or delete these values (numbers use '.' as the decimal point, no thousands separator)"
@@ -267,22 +272,23 @@ class Cleaner:
 
     def _check_high_low(self, values: np.ndarray, codes: np.ndarray, keep: np.ndarray, alive: np.ndarray,
                         source: np.ndarray) -> None:
-        o, h, l, c = (values[:, i] for i in range(4))
-        inverted = np.flatnonzero((h < l) & alive & keep)
+        o, h, low, c = (values[:, i] for i in range(4))
+        inverted = np.flatnonzero((h < low) & alive & keep)
         if len(inverted):
             self.issue("warning", "high_below_low", "has bars whose high is below their low; those rows were dropped",
-                       "check the column mapping (high/low swapped?) and the source", inverted, codes, source, "high")
+                       "check the column mapping (high/low swapped?) and the source", inverted, codes, source,
+                       ("high", "low"))
             keep[inverted] = False
         body_hi = np.maximum(o, c)
         body_lo = np.minimum(o, c)
-        outside = np.flatnonzero(((h < body_hi) | (l > body_lo)) & alive & keep)
+        outside = np.flatnonzero(((h < body_hi) | (low > body_lo)) & alive & keep)
         if len(outside):
             self.issue("warning", "ohlc_inconsistent",
                        "has bars whose open or close lies outside [low, high]; high/low were widened to cover them",
                        "usually rounding in adjusted prices; nothing to do if the counts are small",
-                       outside, codes, source, "high")
+                       outside, codes, source, ("high", "low"))
             values[outside, 1] = np.maximum(h[outside], body_hi[outside])
-            values[outside, 2] = np.minimum(l[outside], body_lo[outside])
+            values[outside, 2] = np.minimum(low[outside], body_lo[outside])
 
     def check_missing_ticker(self, codes: np.ndarray) -> np.ndarray:
         keep = np.ones(len(codes), bool)

@@ -102,7 +102,7 @@ def test_gzip_and_parquet(tmp_path, suffix):
 def test_gzip_without_gz_extension_is_detected(tmp_path):
     path = write_synthetic(tmp_path / "d.csv.gz", 2, 40)
     renamed = tmp_path / "d.data"
-    renamed.write_bytes(path and open(path, "rb").read())
+    renamed.write_bytes(open(path, "rb").read())
     report = prepare(renamed).report
     assert report.ok and report.file_format["compression"] == "gzip"
 
@@ -209,3 +209,13 @@ def test_quoted_fields_and_crlf_line_ends(tmp_path):
                 [r[:6] + [f'"{r[6]}"'] for r in _rows()]).replace("\n", "\r\n")
     prepared = prepare(write_text(tmp_path / "q.csv", text))
     assert prepared.report.ok and prepared.tickers == ["AAA"]
+
+
+def test_decimal_commas_with_semicolons_are_read_with_a_warning(tmp_path):
+    rows = [[r[0]] + [v.replace(".", ",") if "." in v else v + ",0" for v in r[1:5]] + r[5:] for r in _rows()]
+    path = write_text(tmp_path / "eu.csv", _csv(["Datum", "Open", "High", "Low", "Close", "Volume", "Ticker"], rows,
+                                               ";").replace("Datum", "Date"))
+    prepared = prepare(path)
+    assert prepared.report.ok, prepared.report.summary()
+    assert issue_with(prepared.report, "decimal_comma").level == "warning"
+    assert prepared.table.values[0, 3] == np.float32(10.5)
