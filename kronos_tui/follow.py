@@ -30,6 +30,7 @@ from .series import as_numpy, last_downsample, minmax_downsample, plottable
 CHUNK_BYTES = 4 << 20          # one read while catching up (about 30k step lines)
 LOG_TAIL_LINES = 200
 LOG_FIRST_READ = 32 << 10      # on attach, show only the last 32 KB of the text logs
+MAX_LINE_CHARS = 400
 GPU_SAMPLE_S = 2.0
 STATUS_EVERY_S = 2.0
 OVERVIEW_MIN_BYTES = 16 << 20  # larger files get a sampled overview before the exact read
@@ -143,9 +144,11 @@ class TextTail:
             st = os.stat(self.path)
         except OSError:
             return []
+        skip_partial = False
         if self.offset is None or st.st_size < self.offset or (self._inode not in (None, st.st_ino)):
             self.offset = max(0, st.st_size - self.first_read)
             self.pending = b""
+            skip_partial = self.offset > 0          # we start inside a line: drop its tail end
         self._inode = st.st_ino
         if st.st_size == self.offset:
             return []
@@ -153,13 +156,17 @@ class TextTail:
             fh.seek(self.offset)
             chunk = fh.read(max_bytes)
         self.offset += len(chunk)
+        if skip_partial:
+            chunk = chunk[chunk.find(b"\n") + 1:] if b"\n" in chunk else b""
         data = self.pending + chunk
         cut = data.rfind(b"\n")
         if cut < 0:
-            self.pending = data
+            self.pending = data[-MAX_LINE_CHARS * 4:]
             return []
         self.pending = data[cut + 1:]
-        return [line.rstrip("\r") for line in data[:cut].decode("utf-8", "replace").split("\n")]
+        # Progress bars rewrite their line with \r: keep what the terminal would show last.
+        return [line.rstrip("\r").rsplit("\r", 1)[-1][:MAX_LINE_CHARS]
+                for line in data[:cut].decode("utf-8", "replace").split("\n")]
 
 
 def _host_of(run: RunFolder) -> str:

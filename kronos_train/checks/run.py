@@ -304,6 +304,8 @@ class RunSummary:
         st.ended_t = _num(rec.get("t"))
         st.best_path = str(rec.get("best_path") or st.best_path)
         st.message = str(rec.get("message") or "")
+        if isinstance(rec.get("step"), int) and rec["step"] > st.last_step:
+            st.last_step = rec["step"]
         best = _num(rec.get("best_val_loss"))
         if best is not None and st.best_val is None:
             st.best_val = best

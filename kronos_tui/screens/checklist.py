@@ -142,7 +142,7 @@ class ChecklistScreen(KronosScreen):
         self.show_before()
         self._quick(key, preset, cfg, problems)
         self._data(key, cfg)
-        self._models(key, preset, cfg, problems)
+        self._models(key, preset, cfg, problems, force)
 
     def _pre(self) -> Any:
         from kronos_train.checks import pre
@@ -175,13 +175,13 @@ class ChecklistScreen(KronosScreen):
         self.post_message(ChecksUpdated(key, "data", results, 2, len(PARTS)))
 
     @work(thread=True, group="checks-models", exit_on_error=False)
-    def _models(self, key: str, preset: str, cfg: KronosConfig, problems: list[Any]) -> None:
+    def _models(self, key: str, preset: str, cfg: KronosConfig, problems: list[Any], force: bool = False) -> None:
         pre = self._pre()
         paths = pre.check_model_paths(cfg)
         title = "Pretrained models load and fit together"
         if paths.status == "error":
             results = [CheckResult("models.load", title, "skip", "fix the model paths first")]
-        elif not self.kapp.services.auto_model_check:
+        elif not (self.kapp.services.auto_model_check or force):
             results = [CheckResult("models.load", title, "pending", "not run", "press r to run every check")]
         else:
             results = [r for r in self.kapp.services.preset_model_check(preset) if r.id == "models.load"] or [

@@ -42,8 +42,8 @@ class ConfirmDialog(ModalScreen[bool]):
             yield Label(self.title_text, classes="title", markup=False)
             yield Static(self.body, markup=False)
             with Horizontal(classes="buttons"):
-                yield Button(f"{self.no} [n]", id="no", compact=True)
-                yield Button(f"{self.yes} [y]", id="yes", variant="error", compact=True)
+                yield Button(f"{self.no} (n)", id="no", compact=True)
+                yield Button(f"{self.yes} (y)", id="yes", variant="error", compact=True)
 
     def action_answer(self, value: bool) -> None:
         self.dismiss(value)
@@ -73,8 +73,8 @@ class PromptDialog(ModalScreen[str | None]):
             yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
             yield Static("", id="prompt-error", classes="error", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Cancel [esc]", id="cancel", compact=True)
-                yield Button("OK [enter]", id="ok", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+                yield Button("OK (enter)", id="ok", variant="primary", compact=True)
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

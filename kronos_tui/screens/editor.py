@@ -145,6 +145,7 @@ class PresetEditor(Screen[str | None]):
         Binding("f4", "tab('yaml')", "YAML"),
         Binding("f5", "tab('diff')", "Diff"),
         Binding("escape", "close", "Close"),
+        Binding("q", "close", "Close", show=False),   # q must not quit the app from an editor
     ]
     DEFAULT_CSS = """
     PresetEditor #editor-title { height: 1; background: $panel; padding: 0 1; }
@@ -218,15 +219,15 @@ class PresetEditor(Screen[str | None]):
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="editor-title", markup=False)
         with TabbedContent(initial="yaml" if self.yaml_mode else "form"):
-            with TabPane("Form [f3]", id="form"):
+            with TabPane("Form (f3)", id="form"):
                 with VerticalScroll(id="form-scroll"):
                     for path, typ in self.fields:
                         yield FieldRow(path, typ)
-            with TabPane("YAML [f4]", id="yaml"):
+            with TabPane("YAML (f4)", id="yaml"):
                 with Horizontal(id="yaml-box"):
                     yield self._text_area()
                     yield Static("", id="yaml-problems", markup=False)
-            with TabPane("Diff vs parent [f5]", id="diff"):
+            with TabPane("Diff vs parent (f5)", id="diff"):
                 yield DataTable(id="editor-diff", cursor_type="row", zebra_stripes=True)
         yield Static("", id="editor-status", markup=False)
         yield Footer(compact=True)
@@ -243,7 +244,7 @@ class PresetEditor(Screen[str | None]):
     def on_mount(self) -> None:
         area = self.query_one("#yaml-text", TextArea)
         if not area.is_syntax_aware:
-            area.border_subtitle = "no highlighting: pip install 'textual[syntax]'"
+            area.border_subtitle = "plain text (no tree-sitter)"
         self.refresh_all()
         if self.yaml_mode:
             area.focus()

@@ -48,9 +48,9 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
         x = self.cfg.experiment
         with Vertical():
             yield Label(f"Launch preset {self.preset}", classes="title", markup=False)
-            yield Checkbox("tokenizer stage [t]", x.train_tokenizer, id="stage-tokenizer", compact=True)
-            yield Checkbox("basemodel stage [b]", x.train_basemodel, id="stage-basemodel", compact=True)
-            yield Checkbox("skip stages already done (--skip-existing) [k]", x.skip_existing, id="skip-existing",
+            yield Checkbox("tokenizer stage (t)", x.train_tokenizer, id="stage-tokenizer", compact=True)
+            yield Checkbox("basemodel stage (b)", x.train_basemodel, id="stage-basemodel", compact=True)
+            yield Checkbox("skip stages already done (--skip-existing) (k)", x.skip_existing, id="skip-existing",
                            compact=True)
             with Horizontal(id="gpus-row"):
                 yield Label("GPUs / processes")
@@ -59,8 +59,8 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
             yield Static("", id="launch-summary", markup=False)
             yield Static("", id="launch-problems", classes="error", markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Cancel [esc]", id="cancel", compact=True)
-                yield Button("Launch [ctrl+l]", id="launch", variant="success", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+                yield Button("Launch (ctrl+l)", id="launch", variant="success", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#launch").focus()

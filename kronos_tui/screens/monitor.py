@@ -58,10 +58,10 @@ class MonitorScreen(KronosScreen):
                 yield GpuPanel(id="gpu-compact")
         yield Log(max_lines=200, id="log-tail")
         with Horizontal(id="controls"):
-            yield Button("Early stop [e]", id="btn-early-stop", compact=True)
-            yield Button("Stop [s]", id="btn-stop", compact=True)
-            yield Button("Abort [x]", id="btn-abort", variant="error", compact=True)
-            yield Button("Resume [r]", id="btn-resume", variant="success", compact=True)
+            yield Button("Early stop (e)", id="btn-early-stop", compact=True)
+            yield Button("Stop (s)", id="btn-stop", compact=True)
+            yield Button("Abort (x)", id="btn-abort", variant="error", compact=True)
+            yield Button("Resume (r)", id="btn-resume", variant="success", compact=True)
         yield Static("", id="monitor-empty")
 
     def on_mount(self) -> None:

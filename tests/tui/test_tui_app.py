@@ -1,0 +1,116 @@
+"""The app as a whole: start-up, navigation, the palette, help, sizes, no torch."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from kronos_tui.synthetic import LiveRun, RunSpec, write_run
+from screen_text import screen_text
+from tui_helpers import wait_for, wait_text
+
+
+def test_the_tui_never_imports_torch():
+    code = ("import sys, kronos_tui.app, kronos_tui.__main__, kronos_tui.follow;"
+            "from kronos_tui.screens import presets, checklist, monitor, runs, advisor, editor, launch;"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_starts_on_presets_and_tabs_switch_modes_by_key_and_click(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        text = await wait_text(pilot, "[1 Presets]")
+        assert "demo" in text and "kaggle" in text
+        await pilot.press("4")
+        await wait_text(pilot, "[4 Runs]")
+        assert app.current_mode == "runs"
+        assert await pilot.click("#nav-checklist")
+        await wait_text(pilot, "[2 Checks]")
+        assert app.current_mode == "checklist"
+        await pilot.press("3")
+        await wait_text(pilot, "No run attached")
+        assert await pilot.click("#nav-advisor")
+        await wait_text(pilot, "No run attached: the advisor")
+
+
+async def test_a_live_run_from_an_earlier_session_is_found_and_attached(make_app, services):
+    run = write_run(services.logs_dir, RunSpec(run_id="20261127-180000-demo", finish=False, state="running",
+                                               stop_at={"tokenizer": 60}))
+    write_run(services.logs_dir, RunSpec(run_id="20261127-170000-demo"))      # an older, finished one
+    with LiveRun(run):
+        app = make_app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.current_mode == "monitor" and app.snapshot is not None,
+                           what="attached to the live run")
+            assert app.attached_run.run_id == "20261127-180000-demo"
+            text = await wait_text(pilot, "▶ running")
+            assert "tokenizer" in text
+
+
+async def test_a_run_given_on_the_command_line_opens_the_monitor_first(make_app, services):
+    write_run(services.logs_dir, RunSpec(run_id="20261127-190000-demo"))
+    app = make_app("20261127-190000")
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.current_mode == "monitor"
+        await wait_text(pilot, "✓ completed")
+
+
+async def test_an_unknown_preset_on_the_command_line_is_said_not_raised(make_app):
+    app = make_app("no-such-preset")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_text(pilot, "no-such-preset")
+        assert app.current_mode == "presets"
+
+
+async def test_help_lists_the_keys_of_every_screen(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        text = await wait_text(pilot, "kronos-tui keys")
+        assert "early stop" in text and "Advisor" in text
+        await pilot.press("escape")
+        await wait_text(pilot, "[1 Presets]")
+
+
+async def test_the_command_palette_offers_every_action_of_the_screen(make_app, services):
+    from kronos_tui.commands import KronosCommands
+
+    write_run(services.logs_dir, RunSpec(run_id="20261127-190000-demo"))
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.2)
+        provider = KronosCommands(app.screen)
+        titles = [title for title, _, _ in provider._commands()]
+        for needed in ("Edit", "YAML", "New", "Diff", "Import", "Launch", "Presets", "Runs", "Monitor",
+                       "Switch preset: kaggle", "Attach run: 20261127-190000-demo"):
+            assert any(t == needed or t.startswith(needed) for t in titles), needed
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"switch preset: low")
+        await wait_text(pilot, "Switch preset: low-memory")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.selected_preset == "low-memory", what="preset switched via palette")
+
+
+async def test_q_quits_and_leaves_runs_alone(make_app, services):
+    run = write_run(services.logs_dir, RunSpec(finish=False, state="running", stop_at={"tokenizer": 20}))
+    with LiveRun(run):
+        app = make_app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            await pilot.press("q")
+            await pilot.pause(0.2)
+        assert run.is_alive()               # the app exited; the (fake) supervisor did not
+        assert not (run.requests_dir / "stop.json").exists()
+
+
+async def test_inside_tmux_at_80x23_the_controls_and_footer_stay_on_screen(make_app, services):
+    run = write_run(services.logs_dir, RunSpec(finish=False, state="running", stop_at={"tokenizer": 20}))
+    with LiveRun(run):
+        app = make_app()
+        async with app.run_test(size=(80, 23)) as pilot:
+            await wait_for(pilot, lambda: app.snapshot is not None)
+            text = screen_text(app)
+            assert "Early stop (e)" in text and "Abort (x)" in text and "Log-y" in text
+            assert await pilot.click("#btn-early-stop")
+            await wait_for(pilot, lambda: (run.requests_dir / "early_stop.json").exists(), what="early stop request")
