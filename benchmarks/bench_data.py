@@ -177,8 +177,8 @@ def _extra(name: str, r: dict) -> str:
 def _summary(results: dict) -> str:
     lines = []
     if "official" in results:
-        lines.append(f"cold prepare / official build: {results['cold']['seconds'] / results['official']['seconds']:.2f}x "
-                     "time")
+        ratio = results["cold"]["seconds"] / results["official"]["seconds"]
+        lines.append(f"cold prepare / official build: {ratio:.2f}x the time")
     lines.append(f"cold prepare / bare pyarrow read: {results['cold']['seconds'] / results['floor']['seconds']:.2f}x")
     return "\n".join(lines)
 

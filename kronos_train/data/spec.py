@@ -74,7 +74,8 @@ class DataSpec:
         if not 0 <= float(self.val_ratio) < 1:
             out.append(("val_ratio", f"is {self.val_ratio}; must be in [0, 1)"))
         if float(self.train_ratio) + float(self.val_ratio) > 1 + 1e-9:
-            out.append(("val_ratio", f"train_ratio + val_ratio = {self.train_ratio + self.val_ratio:g}; must be at most 1"))
+            total = float(self.train_ratio) + float(self.val_ratio)
+            out.append(("val_ratio", f"train_ratio + val_ratio = {total:g}; must be at most 1"))
         if not float(self.clip) > 0:
             out.append(("clip", f"is {self.clip}; must be positive"))
         if self.min_rows is not None and int(self.min_rows) < 0:

@@ -1,13 +1,20 @@
 """Synthetic candlestick files: realistic random walks, an optional planted pattern,
 and deliberately broken files for tests.
 
-The planted pattern is a weekly seasonality of returns: bars on weekday 0 and 1
-(Mon, Tue) drift up, weekday 3 and 4 (Thu, Fri) drift down, by
-``pattern_strength`` noise standard deviations (for non-daily frequencies the
-"weekday" is the bar index modulo 5). The week sums to zero, so prices do not
-trend, but the sign of the next few closes is predictable from the calendar (the
-time features) or from the recent path: a tiny model can learn it, a model
-that learns nothing scores about 50 % on direction.
+The planted pattern has two parts, so that direction is learnable at short and
+at long horizons:
+
+- a weekly seasonality of returns: bars on weekday 0 and 1 (Mon, Tue) drift up,
+  weekday 3 and 4 (Thu, Fri) down, by ``pattern_strength`` noise standard
+  deviations (for non-daily frequencies the "weekday" is the bar index modulo
+  5). It calls the sign of the next 1-3 closes right ~90 % of the time, from
+  the calendar (the time features) alone;
+- mean reversion: the log price is a slowly drifting level plus an AR(1)
+  deviation with coefficient ``mean_reversion``; the sign of the close 5-30 bars
+  ahead follows minus the current deviation ~70-80 % of the time.
+
+Without the pattern the log price is a plain random walk: direction is a coin
+flip, so a model that learns nothing scores about 50 %.
 """
 from __future__ import annotations
 
@@ -33,6 +40,7 @@ class SyntheticData:
     times: np.ndarray            # datetime64[ns]
     ohlcva: np.ndarray           # float64 [N, 6]
     phase: np.ndarray            # int [N]: position in the planted cycle (0..4)
+    deviation: np.ndarray        # float64 [N]: the mean-reverting part of the log price (0 without pattern)
 
 
 def _calendar(n: int, freq: str, start: str) -> np.ndarray:
@@ -47,8 +55,9 @@ def _calendar(n: int, freq: str, start: str) -> np.ndarray:
 
 
 def generate(n_tickers: int, n_rows_per_ticker: int | Sequence[int], seed: int = 0, freq: str = "D",
-             planted_pattern: bool = True, pattern_strength: float = 1.5, start: str = "2000-01-03") -> SyntheticData:
-    """OHLCV random walks per ticker; the longest ticker sets the calendar, others end with it."""
+             planted_pattern: bool = True, pattern_strength: float = 1.5, mean_reversion: float = 0.9,
+             start: str = "2000-01-03") -> SyntheticData:
+    """OHLCV series per ticker; the longest ticker sets the calendar, others end with it."""
     rng = np.random.default_rng(seed)
     lengths = np.full(n_tickers, int(n_rows_per_ticker), np.int64) if np.isscalar(n_rows_per_ticker) \
         else np.asarray(n_rows_per_ticker, np.int64)
@@ -57,24 +66,31 @@ def generate(n_tickers: int, n_rows_per_ticker: int | Sequence[int], seed: int =
     offsets = np.zeros(n_tickers + 1, np.int64)
     np.cumsum(lengths, out=offsets[1:])
     total = int(offsets[-1])
-    calendar = _calendar(int(lengths.max()) if n_tickers else 0, freq, start)
-    ticker_of_row = np.repeat(np.arange(n_tickers), lengths)
-    position = np.arange(total) - offsets[:-1][ticker_of_row] + (lengths.max() - lengths)[ticker_of_row]
+    longest = int(lengths.max()) if n_tickers else 0
+    calendar = _calendar(longest, freq, start)
+    # Rows of ticker k are the last lengths[k] cells of a [ticker, calendar] grid.
+    in_grid = np.arange(longest)[None, :] >= (longest - lengths)[:, None]
+    position = np.broadcast_to(np.arange(longest), in_grid.shape)[in_grid]
     times = calendar[position]
     daily = freq.upper() in ("D", "B", "1D")
     phase = ((times.astype("datetime64[D]").astype(np.int64) + 3) % 7) if daily else position % 5
     phase = np.minimum(phase, 4)
-    sigma = (0.006 + 0.012 * rng.random(n_tickers))[ticker_of_row]
-    returns = rng.standard_normal(total) * sigma
+    sigma_k = 0.006 + 0.012 * rng.random(n_tickers)
+    paths, deviation = _log_price_paths(rng, sigma_k, longest, planted_pattern, mean_reversion)
+    log_level = paths[in_grid]
+    ticker_of_row = np.repeat(np.arange(n_tickers), lengths)
+    sigma = sigma_k[ticker_of_row]
     if planted_pattern:
-        returns += WEEKLY_PATTERN[phase] * pattern_strength * sigma
-    log_close = np.cumsum(returns)
-    log_close -= np.repeat(log_close[offsets[:-1]] - returns[offsets[:-1]], lengths)  # restart per ticker
+        season = WEEKLY_PATTERN[phase] * pattern_strength * sigma
+        season_path = np.cumsum(season)
+        season_path -= np.repeat(season_path[offsets[:-1]] - season[offsets[:-1]], lengths)  # per ticker
+        log_level = log_level + season_path
     base_price = np.exp(rng.uniform(np.log(5.0), np.log(500.0), n_tickers))[ticker_of_row]
-    close = base_price * np.exp(log_close)
+    close = base_price * np.exp(log_level)
     prev_close = np.empty(total)
     prev_close[1:] = close[:-1]
-    prev_close[offsets[:-1]] = base_price[offsets[:-1]]
+    prev_close[offsets[:-1]] = close[offsets[:-1]] * np.exp(-rng.standard_normal(n_tickers) * sigma_k)
+    returns = np.log(close / prev_close)
     open_ = prev_close * np.exp(rng.standard_normal(total) * sigma * 0.2)
     high = np.maximum(open_, close) * np.exp(np.abs(rng.standard_normal(total)) * sigma * 0.5)
     low = np.minimum(open_, close) * np.exp(-np.abs(rng.standard_normal(total)) * sigma * 0.5)
@@ -87,7 +103,26 @@ def generate(n_tickers: int, n_rows_per_ticker: int | Sequence[int], seed: int =
     amount = np.round(prices[:, 3] * volume, 2)
     ohlcva = np.column_stack([prices, volume, amount])
     names = [f"ticker_{k + 1}" for k in range(n_tickers)]
-    return SyntheticData(names, offsets, times, ohlcva, phase)
+    return SyntheticData(names, offsets, times, ohlcva, phase, deviation[in_grid])
+
+
+def _log_price_paths(rng: np.random.Generator, sigma: np.ndarray, n_steps: int, planted: bool,
+                     phi: float) -> tuple[np.ndarray, np.ndarray]:
+    """[ticker, step] (log-price paths, their mean-reverting part).
+
+    Without the pattern: a random walk (no mean-reverting part). With it: a slow
+    random-walk level plus an AR(1) deviation of coefficient ``phi``.
+    """
+    shocks = rng.standard_normal((len(sigma), n_steps)) * sigma[:, None]
+    if not planted:
+        return np.cumsum(shocks, axis=1), np.zeros_like(shocks)
+    level = np.cumsum(rng.standard_normal(shocks.shape) * (0.1 * sigma[:, None]), axis=1)
+    deviation = np.empty_like(shocks)
+    current = shocks[:, 0] / np.sqrt(1 - phi * phi)     # start in the stationary distribution
+    for t in range(n_steps):   # a loop over time, vectorised over tickers
+        current = phi * current + shocks[:, t] if t else current
+        deviation[:, t] = current
+    return level + deviation, deviation
 
 
 def _time_column(times: np.ndarray, freq: str):  # -> pyarrow.Array
@@ -144,13 +179,14 @@ def write_table(table, path: str | os.PathLike[str], delimiter: str = ",") -> st
 
 def write_synthetic(path: str | os.PathLike[str], n_tickers: int = 24, n_rows_per_ticker: int | Sequence[int] = 600,
                     seed: int = 0, layout: Layout = "kaggle", freq: str = "D", planted_pattern: bool = True,
-                    pattern_strength: float = 1.5, order: str = "ticker", delimiter: str = ",") -> str:
+                    pattern_strength: float = 1.5, mean_reversion: float = 0.9, order: str = "ticker",
+                    delimiter: str = ",") -> str:
     """Write a synthetic data file (CSV, CSV.gz or Parquet by extension); returns the path.
 
     ``order="time"`` interleaves tickers date by date, like the Kaggle
     ``train_combined.csv``; the default groups rows by ticker.
     """
-    data = generate(n_tickers, n_rows_per_ticker, seed, freq, planted_pattern, pattern_strength)
+    data = generate(n_tickers, n_rows_per_ticker, seed, freq, planted_pattern, pattern_strength, mean_reversion)
     return write_table(to_table(data, layout, freq, order), path, delimiter)
 
 
@@ -182,8 +218,8 @@ def _good_rows(n_tickers: int, n_rows: int, seed: int) -> list[list[str]]:
     rows = []
     for k, name in enumerate(data.tickers):
         for i in range(int(data.offsets[k]), int(data.offsets[k + 1])):
-            o, h, l, c, v, _ = data.ohlcva[i]
-            rows.append([str(data.times[i].astype("datetime64[D]")), f"{o:.4f}", f"{h:.4f}", f"{l:.4f}",
+            o, h, low, c, v, _ = data.ohlcva[i]
+            rows.append([str(data.times[i].astype("datetime64[D]")), f"{o:.4f}", f"{h:.4f}", f"{low:.4f}",
                          f"{c:.4f}", str(int(v)), "0.0", "0.0", name])
     return rows
 

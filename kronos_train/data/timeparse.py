@@ -47,6 +47,7 @@ def parse_time_uniques(uniques: Any) -> ParsedTimes:
 def _arrow_ts_to_ns(arr: Any) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.compute as pc
+
     from .arrowutil import to_numpy
     arr = pc.cast(arr, pa.timestamp("ns"), safe=False)
     return to_numpy(pc.cast(arr, pa.int64()), np.int64, NAT)

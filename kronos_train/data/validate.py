@@ -1,27 +1,9 @@
 """From raw columns to a clean SeriesTable, recording every problem as an Issue.
 
-Policy (also in docs/data.md). Errors stop the run; warnings are automatic fixes:
-
-==========================  =======  ==============================================
-problem                     level    what happens
-==========================  =======  ==============================================
-row with wrong field count  error    (warning when only the last line: truncated)
-unparseable/empty time      error
-text in a numeric column    error
-inf in a numeric column     error
-empty price (NaN)           warning  row dropped
-empty volume / amount       warning  volume 0 / amount = close x volume
-price <= 0                  warning  row dropped
-volume or amount < 0        warning  row dropped
-high < low                  warning  row dropped (which one is wrong is unknown)
-high < max(open, close) or  warning  high/low widened to cover open and close
-low > min(open, close)
-empty ticker                warning  row dropped
-rows not in time order      warning  sorted (per ticker, stable)
-identical duplicate rows    warning  later copies dropped
-conflicting duplicates      error    (or keep_first / keep_last with a warning)
-repeated times, no ticker   error    (single_series=True keeps them as one series)
-==========================  =======  ==============================================
+Errors stop the run; warnings are automatic fixes (rows dropped, values filled,
+rows sorted), counted. The policy, code by code, is the table in docs/data.md;
+keep the two in step. Every check runs before stopping, so one report lists all
+problems of a file.
 """
 from __future__ import annotations
 
@@ -404,7 +386,15 @@ class Cleaner:
 
 
 def sort_order(codes: np.ndarray, ns: np.ndarray) -> np.ndarray:
-    """Stable order by (ticker code, time); one int64 key when it fits, else lexsort."""
+    """Stable order by (ticker code, time).
+
+    A file sorted by time (tickers interleaved, like train_combined.csv) only
+    needs a stable sort by ticker, which numpy does as a radix sort for 16-bit
+    keys. Otherwise one int64 key when it fits, else lexsort.
+    """
+    n_codes = int(codes.max()) + 1
+    if n_codes <= np.iinfo(np.uint16).max and bool((np.diff(ns) >= 0).all()):
+        return np.argsort(codes.astype(np.uint16), kind="stable")
     rel = ns - ns.min()
     unit = 1
     for candidate in (NS_PER_DAY, 60_000_000_000, 1_000_000_000, 1_000_000, 1_000):
@@ -412,7 +402,6 @@ def sort_order(codes: np.ndarray, ns: np.ndarray) -> np.ndarray:
             unit = candidate
             break
     span = int(rel.max() // unit) + 1
-    n_codes = int(codes.max()) + 1
     if n_codes * span < (1 << 62):
         key = codes.astype(np.int64) * span + rel // unit
         return np.argsort(key, kind="stable")

@@ -14,7 +14,9 @@ from kronos_train.data.synthetic import write_bad_file, write_synthetic
 
 def _entries(cache) -> list[str]:
     folder = os.path.join(cache, "data")
-    return sorted(e for e in os.listdir(folder) if not e.startswith(".") and not e.endswith(".lock")) if os.path.isdir(folder) else []
+    if not os.path.isdir(folder):
+        return []
+    return sorted(e for e in os.listdir(folder) if not e.startswith(".") and not e.endswith(".lock"))
 
 
 def test_second_prepare_hits_the_cache_and_equals_the_first(tmp_path):
@@ -116,7 +118,8 @@ def test_concurrent_cold_prepares_read_the_file_once(tmp_path):
     path = write_synthetic(tmp_path / "c.csv", 3, 200)
     cache = tmp_path / "cache"
     code = ("from kronos_train.data import DataSpec, prepare_data; "
-            f"p = prepare_data(DataSpec({str(path)!r}, lookback_window=8, predict_window=2), cache_dir={str(cache)!r}); "
+            f"p = prepare_data(DataSpec({str(path)!r}, lookback_window=8, predict_window=2), "
+            f"cache_dir={str(cache)!r}); "
             "print(p.report.cache, p.report.ok, len(p.train))")
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = sorted(p.communicate()[0].split()[0] for p in procs)

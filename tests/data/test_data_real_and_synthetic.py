@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from kronos_data_helpers import prepare
 
-from kronos_train.data import EpochSampler, prepare_data, DataSpec
+from kronos_train.data import DataSpec, EpochSampler, prepare_data
 from kronos_train.data.synthetic import WEEKLY_PATTERN, generate, write_synthetic
 
 REAL_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "real_sample_daily.csv"
@@ -26,9 +26,9 @@ def test_real_sample_loads_cleanly():
 
 def test_synthetic_bars_are_valid_candles():
     data = generate(5, 300, seed=4)
-    o, h, l, c, v, a = data.ohlcva.T
+    o, h, low, c, v, a = data.ohlcva.T
     assert (data.ohlcva[:, :4] > 0).all() and (v >= 0).all()
-    assert (h >= np.maximum(o, c)).all() and (l <= np.minimum(o, c)).all()
+    assert (h >= np.maximum(o, c)).all() and (low <= np.minimum(o, c)).all()
     np.testing.assert_allclose(a, np.round(c * v, 2))
 
 
@@ -59,11 +59,24 @@ def _direction_accuracy(data, horizon: int) -> float:
     return hits / total
 
 
-def test_planted_pattern_makes_direction_predictable():
-    planted = generate(6, 400, seed=1, planted_pattern=True)
-    plain = generate(6, 400, seed=1, planted_pattern=False)
+def _reversion_accuracy(data, horizon: int) -> float:
+    """How often minus the mean-reverting deviation calls the sign of the close `horizon` bars ahead."""
+    hits = total = 0
+    for k in range(len(data.tickers)):
+        rows = slice(int(data.offsets[k]), int(data.offsets[k + 1]))
+        close, deviation = data.ohlcva[rows, 3], data.deviation[rows]
+        hits += (-np.sign(deviation[:-horizon]) == np.sign(close[horizon:] - close[:-horizon])).sum()
+        total += len(close) - horizon
+    return hits / total
+
+
+def test_planted_pattern_makes_direction_predictable_near_and_far():
+    planted = generate(8, 500, seed=1, planted_pattern=True)
+    plain = generate(8, 500, seed=1, planted_pattern=False)
     assert _direction_accuracy(planted, 1) > 0.8 and _direction_accuracy(planted, 2) > 0.8
+    assert _reversion_accuracy(planted, 10) > 0.62 and _reversion_accuracy(planted, 30) > 0.65
     assert 0.4 < _direction_accuracy(plain, 1) < 0.6
+    assert not plain.deviation.any()
 
 
 def test_torch_adapters_follow_the_sampler(tmp_path):
