@@ -113,7 +113,7 @@ def _header_and_delimiter(text: str) -> tuple[list[str], str]:
     if counts[delimiter] == 0:
         delimiter = ","
     header = next(csv.reader([first], delimiter=delimiter))
-    return [h.strip() for h in header], delimiter
+    return header, delimiter   # unstripped: pyarrow selects columns by their exact names
 
 
 def sniff(path: str) -> FileFormat:

@@ -37,6 +37,24 @@ class DataSpec:
     min_rows: int | None = None
     duplicates: DuplicatePolicy = "error"
 
+    @classmethod
+    def from_config(cls, data: Any, **overrides: Any) -> "DataSpec":
+        """From a preset's ``data`` section: an object with attributes or a dict.
+
+        ``data_path`` becomes ``path``; an empty ``ticker_column`` means detect it.
+        Fields that DataSpec does not know (``max_context``, ``test_ratio``...) are ignored.
+        """
+        get = data.get if isinstance(data, dict) else (lambda key, default=None: getattr(data, key, default))
+        values: dict[str, Any] = {"path": get("data_path", get("path", ""))}
+        for name in ("lookback_window", "predict_window", "train_ratio", "val_ratio", "clip", "ticker_column",
+                     "single_series", "min_rows", "duplicates"):
+            value = get(name, None)
+            if value is not None:
+                values[name] = value
+        values["ticker_column"] = values.get("ticker_column") or None
+        values.update(overrides)
+        return cls(**values)
+
     @property
     def window_length(self) -> int:
         return int(self.lookback_window) + int(self.predict_window) + 1

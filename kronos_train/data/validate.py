@@ -55,10 +55,14 @@ class Cleaner:
 
     # ------------------------------------------------------------------ helpers
     def issue(self, level: Level, code: str, what: str, hint: str, rows: Sequence[int] | np.ndarray = (),
-              codes: np.ndarray | None = None, source: np.ndarray | None = None,
-              role: str | tuple[str, ...] | None = None,
-              count: int | None = None, tickers: Sequence[str] | None = None) -> None:
-        """Add an issue about some rows (indices into ``source``/``codes``)."""
+              codes: np.ndarray | None = None, role: str | tuple[str, ...] | None = None, *,
+              source: np.ndarray | None = None, count: int | None = None,
+              tickers: Sequence[str] | None = None) -> None:
+        """Add an issue about some rows.
+
+        ``rows`` index ``codes`` and ``source``; ``source`` maps them to the
+        reader's row order (None while rows are still in file order).
+        """
         rows = np.asarray(rows, dtype=np.int64)
         lines: list[int] = []
         if len(rows):
@@ -136,18 +140,17 @@ class Cleaner:
         lookup = np.append(parsed.ns, NAT)          # code -1 (empty cell) -> NAT
         ns = lookup[raw.time_codes]
         bad = ns == NAT
-        source = None
         if bad.any():
             empty = np.flatnonzero(raw.time_codes == -1)
             unreadable = np.flatnonzero(bad & (raw.time_codes != -1))
             if len(empty):
                 self.issue("error", "missing_timestamp", "has empty timestamps",
-                           "fill in the time of these rows or delete them", empty, codes, source, "timestamp")
+                           "fill in the time of these rows or delete them", empty, codes, "timestamp")
             if len(unreadable):
                 texts = raw.time_uniques.take(raw.time_codes[unreadable[:MAX_TEXT_EXAMPLES]]).to_pylist()
                 examples = ", ".join(repr(str(t)) for t in dict.fromkeys(texts))
                 self.issue("error", "bad_timestamp", f"has timestamps that cannot be parsed, e.g. {examples}",
-                           "use ISO dates like 2024-01-31 or 2024-01-31 09:30:00", unreadable, codes, source,
+                           "use ISO dates like 2024-01-31 or 2024-01-31 09:30:00", unreadable, codes,
                            "timestamp")
         if parsed.dropped_offset:
             self.issue("info", "timezone_offset_dropped",
@@ -176,15 +179,14 @@ class Cleaner:
 
     def check_non_numeric(self, codes: np.ndarray) -> np.ndarray:
         keep = np.ones(self.raw.n_rows, bool)
-        source = None
         for role, rows in self.raw.decimal_comma.items():
             self.issue("warning", "decimal_comma", "has numbers with a decimal comma ('1,5'); read as '1.5'",
-                       "nothing to do", rows, codes, source, role)
+                       "nothing to do", rows, codes, role)
         for role, rows in self.raw.non_numeric.items():
             examples = ", ".join(repr(t) for t in self.raw.non_numeric_examples.get(role, []))
             hint = "fix or delete these values (numbers use '.' as the decimal point, no thousands separator)"
             self.issue("error", "non_numeric", f"has values that are not numbers, e.g. {examples}", hint,
-                       rows, codes, source, role)
+                       rows, codes, role)
             keep[rows] = False
         return keep
 
@@ -192,17 +194,16 @@ class Cleaner:
         """NaN, inf, non-positive prices, negative volume, high/low consistency."""
         n = len(values)
         keep = np.ones(n, bool)
-        source = None
         finite = np.isfinite(values)
         if not finite.all():
-            self._check_nan_inf(values, finite, codes, keep, alive, source)
+            self._check_nan_inf(values, finite, codes, keep, alive)
         with np.errstate(invalid="ignore"):
-            self._check_signs(values, codes, keep, alive, source)
-            self._check_high_low(values, codes, keep, alive, source)
+            self._check_signs(values, codes, keep, alive)
+            self._check_high_low(values, codes, keep, alive)
         return keep
 
     def _check_nan_inf(self, values: np.ndarray, finite: np.ndarray, codes: np.ndarray, keep: np.ndarray,
-                       alive: np.ndarray, source: np.ndarray) -> None:
+                       alive: np.ndarray) -> None:
         bad_cols = np.flatnonzero(~finite.all(axis=0))
         for k in bad_cols:
             role = list(ROLE_INDEX)[k]
@@ -211,37 +212,36 @@ class Cleaner:
             nan_rows = np.flatnonzero(np.isnan(column) & alive)
             if len(inf_rows) and role in self.mapping.roles:
                 self.issue("error", "infinite_value", "has infinite values",
-                           "replace them with real numbers or delete the rows", inf_rows, codes, source, role)
+                           "replace them with real numbers or delete the rows", inf_rows, codes, role)
             elif len(overflow := inf_rows[np.isfinite(values[inf_rows, 3]) & np.isfinite(values[inf_rows, 4])]):
                 # a derived amount overflowed float32: close x volume too large
                 inf_rows = overflow
                 self.issue("error", "infinite_value", "close x volume overflows (amount would be infinite)",
-                           "check the volume and close values of these rows", inf_rows, codes, source, "volume")
+                           "check the volume and close values of these rows", inf_rows, codes, "volume")
             keep[inf_rows] = False
             if not len(nan_rows):
                 continue
             if role in PRICE_ROLES:
                 self.issue("warning", "missing_price", "has empty prices; those rows were dropped",
-                           "fill them in if the bars are real", nan_rows, codes, source, role)
+                           "fill them in if the bars are real", nan_rows, codes, role)
                 keep[nan_rows] = False
             elif role == "volume":
                 self.issue("warning", "missing_volume", "has empty volumes; set to 0", "fill them in if known",
-                           nan_rows, codes, source, role)
+                           nan_rows, codes, role)
                 column[nan_rows] = 0.0
             else:
                 if "amount" in self.raw.present:   # derived amounts follow their volume silently
                     self.issue("warning", "missing_amount", "has empty amounts; set to close x volume",
-                               "fill them in if known", nan_rows, codes, source, role)
+                               "fill them in if known", nan_rows, codes, role)
                 column[nan_rows] = values[nan_rows, 3] * values[nan_rows, 4]
 
-    def _check_signs(self, values: np.ndarray, codes: np.ndarray, keep: np.ndarray, alive: np.ndarray,
-                     source: np.ndarray) -> None:
+    def _check_signs(self, values: np.ndarray, codes: np.ndarray, keep: np.ndarray, alive: np.ndarray) -> None:
         for role in PRICE_ROLES:
             rows = np.flatnonzero((values[:, ROLE_INDEX[role]] <= 0) & alive)
             if len(rows):
                 self.issue("warning", "non_positive_price", "has prices <= 0; those rows were dropped",
                            "check the source: prices must be positive (adjusted prices of old bars can underflow)",
-                           rows, codes, source, role)
+                           rows, codes, role)
                 keep[rows] = False
         for role in ("volume", "amount"):
             if role not in self.mapping.roles:
@@ -249,16 +249,15 @@ class Cleaner:
             rows = np.flatnonzero((values[:, ROLE_INDEX[role]] < 0) & alive)
             if len(rows):
                 self.issue("warning", "negative_volume", f"has negative {role}s; those rows were dropped",
-                           "check the source: volume and amount must be >= 0", rows, codes, source, role)
+                           "check the source: volume and amount must be >= 0", rows, codes, role)
                 keep[rows] = False
 
-    def _check_high_low(self, values: np.ndarray, codes: np.ndarray, keep: np.ndarray, alive: np.ndarray,
-                        source: np.ndarray) -> None:
+    def _check_high_low(self, values: np.ndarray, codes: np.ndarray, keep: np.ndarray, alive: np.ndarray) -> None:
         o, h, low, c = (values[:, i] for i in range(4))
         inverted = np.flatnonzero((h < low) & alive & keep)
         if len(inverted):
             self.issue("warning", "high_below_low", "has bars whose high is below their low; those rows were dropped",
-                       "check the column mapping (high/low swapped?) and the source", inverted, codes, source,
+                       "check the column mapping (high/low swapped?) and the source", inverted, codes,
                        ("high", "low"))
             keep[inverted] = False
         body_hi = np.maximum(o, c)
@@ -268,7 +267,7 @@ class Cleaner:
             self.issue("warning", "ohlc_inconsistent",
                        "has bars whose open or close lies outside [low, high]; high/low were widened to cover them",
                        "usually rounding in adjusted prices; nothing to do if the counts are small",
-                       outside, codes, source, ("high", "low"))
+                       outside, codes, ("high", "low"))
             values[outside, 1] = np.maximum(h[outside], body_hi[outside])
             values[outside, 2] = np.minimum(low[outside], body_lo[outside])
 
@@ -279,7 +278,7 @@ class Cleaner:
         rows = np.flatnonzero(codes < 0)
         if len(rows):
             self.issue("warning", "missing_ticker", "has rows without a ticker; those rows were dropped",
-                       "fill in the ticker of these rows", rows, codes, None,
+                       "fill in the ticker of these rows", rows, codes,
                        "ticker", tickers=[])
             keep[rows] = False
         return keep
@@ -315,7 +314,7 @@ class Cleaner:
             back = file_order[np.flatnonzero((np.diff(codes) == 0) & (np.diff(ns) < 0)) + 1]
             self.issue("warning", "unsorted", "has rows out of time order within a ticker; rows were sorted by time",
                        "nothing to do; sort the file by ticker and time to skip this step", back, rows.codes,
-                       rows.source, "timestamp")
+                       "timestamp", source=rows.source)
         if self.has_ticker and not blocks_contiguous:
             self.issue("info", "grouped_by_ticker", "rows of different tickers are interleaved (e.g. sorted by date); "
                        "they were grouped by ticker", "nothing to do", count=0)
@@ -330,7 +329,7 @@ class Cleaner:
             self.issue("warning", "repeated_timestamps_kept",
                        "timestamps repeat; the file was declared one series (single_series), rows kept in time order",
                        "only right for a file that really is one series; else name the ticker column",
-                       np.flatnonzero(same_key) + 1, rows.codes, rows.source, "timestamp")
+                       np.flatnonzero(same_key) + 1, rows.codes, "timestamp", source=rows.source)
             return rows
         later = np.flatnonzero(same_key) + 1
         identical = (rows.values[later] == rows.values[later - 1]).all(axis=1)
@@ -338,7 +337,7 @@ class Cleaner:
         if identical.any():
             dup = later[identical]
             self.issue("warning", "duplicate_rows", "has identical duplicate rows (same ticker, time and values); "
-                       "later copies dropped", "nothing to do", dup, rows.codes, rows.source, "timestamp")
+                       "later copies dropped", "nothing to do", dup, rows.codes, "timestamp", source=rows.source)
             drop[dup] = True
         conflicting = later[~identical]
         if len(conflicting):
@@ -353,7 +352,7 @@ class Cleaner:
                        "has no ticker column but its timestamps repeat with different values "
                        f"(e.g. {format_ns(int(rows.ns[both[0]]))}): it looks like several series in one file",
                        "name the ticker column (ticker_column=...), or declare one series with single_series=True",
-                       both, rows.codes, rows.source, "timestamp", count=len(conflicting))
+                       both, rows.codes, "timestamp", source=rows.source, count=len(conflicting))
             return
         policy = self.spec.duplicates
         if policy == "error":
@@ -361,13 +360,13 @@ class Cleaner:
                        f"has rows with the same ticker and time but different values (e.g. "
                        f"{format_ns(int(rows.ns[both[0]]))})",
                        "delete the wrong rows, or set duplicates: keep_first / keep_last",
-                       both, rows.codes, rows.source, "timestamp", count=len(conflicting))
+                       both, rows.codes, "timestamp", source=rows.source, count=len(conflicting))
             return
         # keep_first drops every later row of a run; keep_last every earlier one.
         victims = conflicting if policy == "keep_first" else conflicting - 1
         self.issue("warning", "conflicting_duplicates", f"has rows with the same ticker and time but different "
-                   f"values; {policy.replace('_', ' ')} kept", "check the source", both, rows.codes, rows.source,
-                   "timestamp", count=len(conflicting))
+                   f"values; {policy.replace('_', ' ')} kept", "check the source", both, rows.codes, "timestamp",
+                   source=rows.source, count=len(conflicting))
         drop[victims] = True
 
     # ------------------------------------------------------------------ result

@@ -81,12 +81,13 @@ def report_windows(table: SeriesTable, spec: DataSpec, plan: WindowPlan, report:
             f"{len(short)} of {len(table)} tickers have fewer than {spec.min_series_rows} rows "
             f"(one window is {W} rows) and were left out", "nothing to do, or lower lookback_window to keep them",
             file=label, tickers=names, count=len(short), count_noun="ticker"))
-    if report.n_train_windows == 0 and len(table):
+    if report.n_train_windows == 0:
         need = math.ceil(W / float(spec.train_ratio))
+        longest = f"the longest ticker has {int(lengths.max())}" if len(table) else "no row is usable"
         report.add(make_issue(
             "error", "no_train_windows",
             f"no ticker has enough rows for one training window of {W} rows (needs >= {need} rows at "
-            f"train_ratio {spec.train_ratio}; the longest ticker has {int(lengths.max())})",
+            f"train_ratio {spec.train_ratio}; {longest})",
             "lower lookback_window / predict_window, raise train_ratio, or use longer series",
             file=label, count=0))
     _report_validation_split(table, spec, plan, report)
@@ -194,12 +195,13 @@ def normalize_window(raw: np.ndarray, lookback: int, clip: float) -> tuple[np.nd
     """Official normalisation from the lookback rows only: no future leaks into x.
 
     ``mean``/``std`` (population) of ``raw[..., :lookback, :]``; every row is
-    mapped to ``clip((raw - mean) / (std + 1e-5), -clip, clip)``. Statistics are
-    computed in float64 and returned as float32. Works on [W, 6] and [B, W, 6].
+    mapped to ``clip((raw - mean) / (std + 1e-5), -clip, clip)``. Sums are
+    accumulated in float64; the result is float32. Works on [W, 6] and [B, W, 6].
     """
-    history = raw[..., :lookback, :].astype(np.float64)
-    mean = history.mean(axis=-2, keepdims=True)
-    std = np.sqrt(np.square(history - mean).mean(axis=-2, keepdims=True))
-    x = (raw - mean) / (std + STD_EPS)
+    raw = np.asarray(raw, dtype=np.float32)
+    mean = raw[..., :lookback, :].mean(axis=-2, keepdims=True, dtype=np.float64)
+    x = raw - mean.astype(np.float32)
+    std = np.sqrt(np.square(x[..., :lookback, :]).mean(axis=-2, keepdims=True, dtype=np.float64))
+    x *= (1.0 / (std + STD_EPS)).astype(np.float32)
     np.clip(x, -clip, clip, out=x)
-    return x.astype(np.float32), mean.squeeze(-2).astype(np.float32), std.squeeze(-2).astype(np.float32)
+    return x, mean.squeeze(-2).astype(np.float32), std.squeeze(-2).astype(np.float32)

@@ -217,3 +217,10 @@ def test_prepare_never_raises_on_odd_paths(tmp_path):
     for path in [tmp_path / "a.parquet", tmp_path / "b.csv.gz"]:
         path.write_bytes(b"PAR1 not really" if path.suffix == ".parquet" else b"\x1f\x8b broken gzip")
         assert not prepare_data(DataSpec(path), cache_dir=None).report.ok
+
+
+def test_a_file_whose_rows_are_all_dropped_is_an_error(tmp_path):
+    text = "date,open,high,low,close,volume\n" + "".join(f"2024-01-{d:02d},0,0,0,0,1\n" for d in range(1, 29))
+    report = prepare(write_text(tmp_path / "zero.csv", text)).report
+    assert issue_with(report, "non_positive_price").count == 28
+    assert issue_with(report, "no_train_windows").level == "error" and "no row is usable" in report.summary()

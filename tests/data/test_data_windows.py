@@ -162,3 +162,16 @@ def test_series_access_for_forecasting(prepared):
     frame = table.frame("ticker_2")
     assert list(frame.columns) == ["timestamps", "open", "high", "low", "close", "volume", "amount"]
     assert frame["timestamps"].is_monotonic_increasing
+
+
+def test_spec_from_a_preset_data_section():
+    from kronos_train.data import DataSpec
+    spec = DataSpec.from_config({"data_path": "x.csv", "lookback_window": 64, "predict_window": 30,
+                                 "max_context": 512, "ticker_column": "", "test_ratio": 0.0})
+    assert spec.path == "x.csv" and spec.window_length == 95 and spec.ticker_column is None
+
+    class Section:
+        data_path, lookback_window, predict_window, clip, train_ratio, val_ratio = "y.csv", 8, 1, 3.0, 0.8, 0.2
+        ticker_column, single_series = "Symbol", True
+    spec = DataSpec.from_config(Section(), clip=4.0)
+    assert spec.ticker_column == "Symbol" and spec.single_series and spec.clip == 4.0 and spec.val_ratio == 0.2
