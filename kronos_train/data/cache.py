@@ -91,7 +91,7 @@ def load_entry(directory: str) -> tuple[SeriesTable | None, DataReport] | None:
             return None, report
         arrays = {name: np.load(os.path.join(directory, f"{name}.npy"), mmap_mode="r") for name in ARRAYS}
         table = SeriesTable(meta["tickers"], np.asarray(arrays["offsets"]), arrays["values"], arrays["times"],
-                            arrays["stamps"])
+                            arrays["stamps"], mapped_from=directory)
         return table, report
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -136,8 +136,13 @@ def _series(spec: DataSpec, cache_dir: str | os.PathLike[str] | None) -> tuple[S
             return table, report
         report = DataReport(path=spec.path_str, cache="miss")
         table = _read_and_clean_safely(spec, report)
-        if not any(i.code == "out_of_memory" for i in report.issues):
-            save_entry(entry, table, report)
+        if any(i.code == "out_of_memory" for i in report.issues) or not save_entry(entry, table, report):
+            return table, report
+        # Serve the memory-mapped entry just written: the in-memory copy is freed and
+        # every process on the node shares the same pages.
+        written = load_entry(entry)
+        if table is not None and written is not None and written[0] is not None:
+            table = written[0]
         return table, report
 
 

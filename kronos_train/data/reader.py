@@ -194,8 +194,7 @@ def _dictionary_to_codes(column: Any) -> tuple[np.ndarray, Any]:
         column = pc.dictionary_encode(column)
     column = column.unify_dictionaries()
     if column.num_chunks == 0:
-        return np.zeros(0, np.int32), pc.cast(pc.dictionary_encode(pa.nulls(0, pa.string())).dictionary,
-                                               pa.string())
+        return np.zeros(0, np.int32), pa.array([], pa.string())
     codes = np.empty(len(column), np.int32)
     indices = pa.chunked_array([chunk.indices for chunk in column.chunks])
     fill_numpy(indices, codes, _numpy_int_type(indices.type), -1)

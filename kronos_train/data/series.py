@@ -23,6 +23,25 @@ class SeriesTable:
     times: np.ndarray        # int64 ns [N]
     stamps: np.ndarray       # uint8 [N, 5]
 
+    # Set when the arrays are memory-mapped from a cache entry: pickling (DataLoader
+    # workers started with spawn/forkserver) then sends the folder, not the arrays.
+    mapped_from: str | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_names", None)
+        if self.mapped_from:
+            for name in ("values", "times", "stamps"):
+                state[name] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.mapped_from:
+            import os
+            for name in ("values", "times", "stamps"):
+                setattr(self, name, np.load(os.path.join(self.mapped_from, f"{name}.npy"), mmap_mode="r"))
+
     @classmethod
     def empty(cls) -> "SeriesTable":
         return cls([], np.zeros(1, np.int64), np.zeros((0, 6), np.float32),

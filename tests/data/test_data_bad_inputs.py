@@ -224,3 +224,13 @@ def test_a_file_whose_rows_are_all_dropped_is_an_error(tmp_path):
     report = prepare(write_text(tmp_path / "zero.csv", text)).report
     assert issue_with(report, "non_positive_price").count == 28
     assert issue_with(report, "no_train_windows").level == "error" and "no row is usable" in report.summary()
+
+
+def test_line_numbers_after_a_ragged_row_and_blank_lines(tmp_path):
+    rows = [f"2024-01-{d:02d},1,2,0.5,1.5,10,A" for d in range(1, 29)]
+    rows[3] += ",extra"                                   # line 5
+    rows[8] = rows[8].replace(",2,0.5,", ",two,0.5,")     # line 10, then +1 for the blank line below
+    text = "date,open,high,low,close,volume,ticker\n" + "\n".join(rows[:6]) + "\n\n" + "\n".join(rows[6:]) + "\n"
+    report = prepare(write_text(tmp_path / "ragged.csv", text)).report
+    assert issue_with(report, "bad_row").lines == [5]
+    assert issue_with(report, "non_numeric").lines == [11]

@@ -125,3 +125,14 @@ def test_concurrent_cold_prepares_read_the_file_once(tmp_path):
     outputs = sorted(p.communicate()[0].split()[0] for p in procs)
     assert outputs == ["hit", "miss"]
     assert len(_entries(cache)) == 1
+
+
+def test_pickled_cached_windows_reopen_the_memory_map(tmp_path):
+    import pickle
+    path = write_synthetic(tmp_path / "c.csv", 2, 50)
+    prepared = prepare_data(spec_for(path), cache_dir=tmp_path / "cache")
+    blob = pickle.dumps(prepared.train)
+    assert len(blob) < 20_000 + prepared.train.starts.nbytes   # the arrays are not in it
+    clone = pickle.loads(blob)
+    assert isinstance(clone.table.values, np.memmap)
+    np.testing.assert_array_equal(clone.get_batch([0, 3])[0], prepared.train.get_batch([0, 3])[0])
