@@ -411,7 +411,7 @@ class RunFollower:
         return Snapshot(
             run_id=self.run.run_id, preset=st.preset or self.run.preset_name(), state=self.folder_state, alive=alive,
             attempt=st.attempt, host=st.host or str(self.status.get("host") or ""), stage=stage,
-            stages=[self._stage_view(st.stages[n]) for n in st.stage_order],
+            stages=[self._stage_view(st.stages[n], self.folder_state) for n in st.stage_order],
             raw=raw, smooth=smooth, val=val, best=best, last_loss=last_loss, last_step=last_step, lr=lr,
             last_lr=last_lr, resume_marks=resume_marks, overlay=overlay, overlay_label=self.overlay_label,
             notes=notes, gpus=self._gpu_views(), gpu_state=self._gpu_state(), gpu_reason=self.state.local_gpu_reason,
@@ -425,9 +425,13 @@ class RunFollower:
             pending_requests=list(self.pending_requests))
 
     @staticmethod
-    def _stage_view(s: Any) -> StageView:
-        return StageView(s.name, s.status, s.fraction(), s.last_step, s.total_steps, s.last_epoch, s.epochs,
-                         s.eta_s(), s.samples_per_s, s.best_val, s.best_step, s.best_epoch, s.attempt)
+    def _stage_view(s: Any, folder_state: str) -> StageView:
+        status = s.status
+        if status == "running" and folder_state in ("interrupted", "failed", "aborted", "stopped"):
+            status = folder_state          # the events stop mid-stage: say why, show no ETA
+        return StageView(s.name, status, s.fraction(), s.last_step, s.total_steps, s.last_epoch, s.epochs,
+                         s.eta_s() if status == "running" else None, s.samples_per_s, s.best_val, s.best_step,
+                         s.best_epoch, s.attempt)
 
     @staticmethod
     def _plot_series(c: Any, view: View, x_min: float | None = None):

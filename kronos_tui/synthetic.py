@@ -118,6 +118,8 @@ def write_run(logs_dir: Path, spec: RunSpec | None = None, **overrides: Any) -> 
                     if spec.checkpoints:
                         emit("checkpoint", stage=stage, attempt=0, step=step, kind="last",
                              path=str(run.checkpoint_dir(stage, "last")))
+            if spec.checkpoints and last >= spec.steps_per_epoch:
+                _commit(run.checkpoint_dir(stage, "last"))
             if spec.oom == stage:
                 emit("error", stage=stage, attempt=0, kind="oom", message="CUDA out of memory. Tried to allocate 2.00 GiB",
                      remedy=["halve batch_size and double accumulation_steps", "bf16", "shorter lookback_window"])
@@ -139,8 +141,6 @@ def write_run(logs_dir: Path, spec: RunSpec | None = None, **overrides: Any) -> 
             else:
                 stage_status[stage] = {"status": "running", "best_val_loss": best, "step": last}
                 ended_early = True
-            if spec.checkpoints:
-                _commit(run.checkpoint_dir(stage, "last"))
         if spec.finish and not ended_early:
             emit("run_end", status="completed", attempt=0, duration_s=round(t - spec.t0, 3))
         elif spec.oom:

@@ -176,6 +176,7 @@ class PresetEditor(Screen[str | None]):
         self.saved_name: str | None = None
         self._yaml_timer: Timer | None = None
         self._shown_problems: dict[str, str] = {}
+        self._shown_text: dict[str, str] = {}
         self.fields = field_paths()          # "extends" comes first
         self._read()
 
@@ -236,6 +237,14 @@ class PresetEditor(Screen[str | None]):
         area = TextArea.code_editor(self.text, language="yaml", id="yaml-text", soft_wrap=False)
         return area
 
+    def _set(self, selector: str, content: Any) -> None:
+        """Update a Static only when its text changes: every update re-lays out
+        the screen, and the form has a few hundred widgets."""
+        key = content.plain if isinstance(content, Text) else str(content)
+        if self._shown_text.get(selector) != key:
+            self._shown_text[selector] = key
+            self.query_one(selector, Static).update(content)
+
     def _title(self) -> str:
         where = "bundled, read-only: ctrl+s saves a copy" if self.read_only else str(self.path)
         star = " *" if self.dirty else ""
@@ -286,22 +295,23 @@ class PresetEditor(Screen[str | None]):
         for p in self.problems:
             side.append(f"{'✗' if p.level == 'error' else '!'} {p.path}", style="bold" if p.level == "error" else "")
             side.append(f" = {p.value!r}: {p.message}\n")
-        self.query_one("#yaml-problems", Static).update(side)
+        self._set("#yaml-problems", side)
         status = Text()
         if self.yaml_error:
             status.append("✗ YAML parse error: " + self.yaml_error, style="bold red")
         elif errors:
             status.append(f"✗ {len(errors)} error(s), {len(warnings)} warning(s): ", style="bold red")
-            status.append(str(errors[0]))
+            status.append(_short(errors[0]))
         elif warnings:
-            status.append(f"! valid with {len(warnings)} warning(s): {warnings[0]}", style="yellow")
+            status.append(f"! valid with {len(warnings)} warning(s): {_short(warnings[0])}", style="yellow")
         else:
             status.append("✓ valid", style="green")
         if self.dirty:
             status.append("  · unsaved (ctrl+s)")
-        self.query_one("#editor-status", Static).update(status)
-        self.query_one("#editor-title", Static).update(self._title())
-        self.refresh_diff()
+        self._set("#editor-status", status)
+        self._set("#editor-title", self._title())
+        if self.query_one(TabbedContent).active == "diff":
+            self.refresh_diff()                 # otherwise rebuilt when its tab opens
 
     def refresh_diff(self) -> None:
         table = self.query_one("#editor-diff", DataTable)
@@ -332,10 +342,12 @@ class PresetEditor(Screen[str | None]):
         self.revalidate()
         own = get_in(self.raw, path)[0]
         row = self.query_one(f"#row-{field_id(path)}", FieldRow)
-        row.set_class(own, "-own")
-        row.query_one(Label).update(f"{'•' if own else ' '} {path}")
+        if row.has_class("-own") != own:
+            row.set_class(own, "-own")
+            row.query_one(Label).update(f"{'•' if own else ' '} {path}")
         self.refresh_problems()
         self.refresh_side()
+        row.scroll_visible()          # its error line sits under the input
 
     def refresh_problems(self) -> None:
         """Update the error line of the rows whose problems changed (a keystroke
@@ -472,6 +484,11 @@ class PresetEditor(Screen[str | None]):
 
         self.app.push_screen(ConfirmDialog("Discard changes?", f"{self.name_} has unsaved changes.",
                                            yes="Discard", no="Keep editing"), answer)
+
+
+def _short(problem: ConfigProblem) -> str:
+    """A problem without its source file (the title bar names the file)."""
+    return f"{problem.path} = {problem.value!r}: {problem.message}"
 
 
 _DEFAULTS: dict[str, Any] | None = None

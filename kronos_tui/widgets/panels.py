@@ -13,8 +13,9 @@ from textual.widgets import Static
 from ..series import fmt_duration, fmt_num, sparkline
 
 STATUS_MARK = {"pending": "·", "running": "▶", "completed": "✓", "early_stopped": "✓", "stopped": "■",
-               "failed": "✗", "skipped": "-"}
+               "failed": "✗", "skipped": "-", "interrupted": "!", "aborted": "✗"}
 STATUS_STYLE = {"running": "bold", "completed": "green", "early_stopped": "green", "failed": "bold red",
+                "interrupted": "yellow", "aborted": "bold red",
                 "stopped": "yellow", "skipped": "dim", "pending": "dim"}
 
 

@@ -21,5 +21,15 @@ async def wait_for(pilot: Any, predicate: Callable[[], Any], timeout: float = 10
 
 
 async def wait_text(pilot: Any, text: str, timeout: float = 10.0) -> str:
-    return await wait_for(pilot, lambda: text in screen_text(pilot.app) and screen_text(pilot.app), timeout,
-                          f"'{text}' on screen")
+    def found() -> str:
+        shown = screen_text(pilot.app)
+        return shown if text in shown else ""
+    return await wait_for(pilot, found, timeout, f"'{text}' on screen")
+
+
+async def type_into(pilot: Any, text: str, target: Any = None) -> None:
+    """Replace an Input's value at once, as a paste does (pressing each key of a
+    long path is slow); ``target`` defaults to the focused widget."""
+    widget = target if target is not None else pilot.app.focused
+    widget.value = text
+    await pilot.pause(0.05)
