@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -70,8 +71,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(step: Callable[[], None], args: argparse.Namespace, device: torch.device) -> float:
-    """Seconds per step, median over the timed steps."""
+def time_steps(step: Callable[[], None], args: argparse.Namespace, device: torch.device) -> tuple[float, float]:
+    """Seconds per step: (median, best) over the timed steps. On a shared machine the
+    best step is the least disturbed one; quote the median unless the load is high."""
     for _ in range(args.warmup):
         step()
     synchronize(device)
@@ -82,7 +84,7 @@ def time_steps(step: Callable[[], None], args: argparse.Namespace, device: torch
         synchronize(device)
         durations.append(time.perf_counter() - start)
     durations.sort()
-    return durations[len(durations) // 2]
+    return durations[len(durations) // 2], durations[0]
 
 
 def tokenizer_step_fn(name: str, args: argparse.Namespace, device: torch.device) -> tuple[Callable[[], None], int]:
@@ -124,11 +126,15 @@ def predictor_step_fn(
     return step, sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def report(kind: str, name: str, params: int, seconds: float, batch: int) -> None:
-    rate = batch / seconds
+def report(kind: str, name: str, params: int, timing: tuple[float, float], batch: int) -> None:
+    median, best = timing
+    rate = batch / median
     official = OFFICIAL_SAMPLES_PER_S.get(name)
     note = f"  (official code: {official} samples/s, x{rate / official:.2f})" if official else ""
-    print(f"{kind:9s} {name:24s} {params:>12,} params  {seconds * 1000:9.1f} ms/step  {rate:8.1f} samples/s{note}")
+    print(
+        f"{kind:9s} {name:24s} {params:>12,} params  {median * 1000:9.1f} ms/step  {rate:8.1f} samples/s "
+        f"(best step {batch / best:.1f}){note}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"torch {torch.__version__}  device={device}  precision={args.precision}  threads={torch.get_num_threads()}  "
         f"batch={args.batch}  window={args.window}  steps={args.steps} (+{args.warmup} warm-up)  "
-        f"grad_checkpointing={args.grad_checkpointing}"
+        f"grad_checkpointing={args.grad_checkpointing}  load average={os.getloadavg()[0]:.2f}"
     )
     runs = [] if args.no_baseline else [("baseline-tiny-tokenizer", "baseline-tiny-predictor")]
     if (args.tokenizer, args.predictor) not in runs:
