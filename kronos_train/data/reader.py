@@ -293,7 +293,7 @@ def _csv_options(fmt: FileFormat, mapping: ColumnMapping, typed: bool, threads: 
             types[col] = pa.float32() if typed else pa.string()
     if mapping.time_column:
         types[mapping.time_column] = text_type
-    read = pacsv.ReadOptions(use_threads=threads, block_size=1 << 22,
+    read = pacsv.ReadOptions(use_threads=threads,
                              encoding="utf8" if fmt.encoding == "utf-8" else fmt.encoding)
     parse = pacsv.ParseOptions(delimiter=fmt.delimiter, invalid_row_handler=on_invalid)
     convert = pacsv.ConvertOptions(include_columns=names, column_types=types, null_values=NULL_VALUES,
