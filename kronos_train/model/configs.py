@@ -41,8 +41,8 @@ PUBLISHED_CONFIGS: dict[str, PublishedConfig] = {
     "Kronos-mini": PublishedConfig("predictor", _predictor(256, 4, 4, 512, 10, (0.2, 0.0, 0.2, 0.0)), 2048),
     "Kronos-small": PublishedConfig("predictor", _predictor(512, 8, 8, 1024, 10, (0.25, 0.1, 0.25, 0.1)), 512),
     "Kronos-base": PublishedConfig("predictor", _predictor(832, 12, 16, 2048, 10, (0.2, 0.0, 0.2, 0.0)), 512),
-    # Small enough to train from scratch on two CPU cores in a demo.
-    "tiny-tokenizer": PublishedConfig("tokenizer", _tokenizer(32, 2, 64, 3, 6, 4), 512),
+    # Small enough to train from scratch on two CPU cores in a demo (same dicts as kronos_train.architectures).
+    "tiny-tokenizer": PublishedConfig("tokenizer", _tokenizer(48, 4, 96, 3, 6, 4), 512),
     "tiny-predictor": PublishedConfig("predictor", _predictor(64, 2, 4, 128, 6, (0.1, 0.0, 0.1, 0.0)), 512),
     # The tiny models of the official-baseline timings (reference/official-baselines.md).
     "baseline-tiny-tokenizer": PublishedConfig("tokenizer", _tokenizer(64, 4, 128, 3, 8, 4), 512),

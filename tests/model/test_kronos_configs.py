@@ -84,3 +84,11 @@ def test_learn_te_false_uses_frozen_sinusoidal_tables() -> None:
     assert not table.requires_grad
     assert torch.allclose(table[1, 0], torch.sin(torch.tensor(1.0)))  # not re-initialised (upstream P18)
     assert "time_emb.hour_embed.emb.weight" in model.state_dict()
+
+
+def test_agrees_with_the_torch_free_architecture_table() -> None:
+    """kronos_train.architectures (used by the checklist and TUI without torch) must build the same networks."""
+    architectures = pytest.importorskip("kronos_train.architectures")
+    for name, arch in architectures.ARCHITECTURES.items():
+        assert PUBLISHED_CONFIGS[name].config == arch.config, name
+        assert PUBLISHED_CONFIGS[name].kind == arch.kind, name
