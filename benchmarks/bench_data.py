@@ -1,6 +1,6 @@
 """Benchmark of the data pipeline on a large Kaggle-layout file.
 
-    python benchmarks/bench_data.py --rows 10000000 [--tickers 5000] [--keep] [--no-official]
+    python benchmarks/bench_data.py --rows 10000000 [--tickers 5000] [--keep] [--no-official] [--repeat 3]
 
 Generates the file once in /tmp (reused when present; removed at the end
 unless --keep), then runs each phase in a fresh subprocess and reports its wall
@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,8 @@ def main() -> None:
     parser.add_argument("--tickers", type=int, default=5000)
     parser.add_argument("--keep", action="store_true", help="keep the generated file in /tmp")
     parser.add_argument("--no-official", action="store_true", help="skip the official-pipeline phase")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of all phases (interleaved, so machine noise hits them alike); medians shown")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
@@ -144,21 +147,43 @@ def main() -> None:
     size_mb = os.path.getsize(path) / 1e6
     print(f"file: {path} ({size_mb:.0f} MB, {args.rows} rows, {args.tickers} tickers); cores: {os.cpu_count()}")
     phases = ["floor"] + ([] if args.no_official else ["official"]) + ["cold", "cached", "fetch"]
-    results = {}
+    runs: dict[str, list[dict]] = {name: [] for name in phases}
     try:
-        for name in phases:
-            results[name] = run_phase(name, path, cache)
-            r = results[name]
-            print(f"{name:9s} {r['seconds'] if 'seconds' in r else 0:8.2f} s   peak RSS {r['peak_rss_gib']:.2f} GiB"
-                  + _extra(name, r), flush=True)
+        for round_ in range(args.repeat):
+            shutil.rmtree(cache, ignore_errors=True)   # every round's cold phase starts without a cache
+            for name in phases:
+                r = run_phase(name, path, cache)
+                runs[name].append(r)
+                print(f"[round {round_ + 1}] {_line(name, r)}", flush=True)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         if not args.keep:
             os.remove(path)
+    results = {name: _median(rs) for name, rs in runs.items()}
+    if args.repeat > 1:
+        print(f"medians of {args.repeat} rounds:")
+        for name in phases:
+            print("  " + _line(name, results[name]))
     print(_summary(results))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": args.rows, "tickers": args.tickers, "file_mb": size_mb, **results}, f, indent=2)
+            json.dump({"rows": args.rows, "tickers": args.tickers, "file_mb": size_mb, "median": results,
+                       "runs": runs}, f, indent=2)
+
+
+def _median(rs: list[dict]) -> dict:
+    out = dict(rs[0])
+    for key, value in rs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            median = statistics.median(r[key] for r in rs)
+            out[key] = int(median) if isinstance(value, int) else median
+    return out
+
+
+def _line(name: str, r: dict) -> str:
+    if name == "fetch":
+        return f"{name:9s}             peak RSS {r['peak_rss_gib']:.2f} GiB" + _extra(name, r)
+    return f"{name:9s} {r['seconds']:8.2f} s   peak RSS {r['peak_rss_gib']:.2f} GiB" + _extra(name, r)
 
 
 def _extra(name: str, r: dict) -> str:
