@@ -1,0 +1,45 @@
+"""Control requests (early stop, stop, abort), agreed by all ranks on the same step.
+
+The TUI and the CLI write ``requests/<kind>.json`` into the run folder.  Rank 0
+looks once per optimizer step (one ``listdir``); its finding is shared with
+one all-reduce, so every rank acts after the very same step and nobody is
+left waiting in a collective.  A request aimed at another stage (its
+``stage`` field) is ignored, so a late "early stop" for the tokenizer never
+cuts the basemodel stage short.
+"""
+from __future__ import annotations
+
+import os
+
+from ..runfolder import RunFolder
+from .distributed import DistEnv
+
+# Stronger requests win when several are pending.
+ACTIONS = (None, "early_stop", "stop", "abort")
+
+
+class StopPoller:
+    def __init__(self, run: RunFolder, stage: str, dist: DistEnv):
+        self.run, self.stage, self.dist = run, stage, dist
+        self.source: str | None = None
+
+    def _pending_code(self) -> int:
+        try:
+            names = os.listdir(self.run.requests_dir)
+        except FileNotFoundError:
+            return 0
+        code = 0
+        for kind in ACTIONS[1:]:
+            if f"{kind}.json" not in names:
+                continue
+            request = self.run.pending_request(kind) or {}
+            if request.get("stage") not in (None, self.stage):
+                continue
+            code = max(code, ACTIONS.index(kind))
+            self.source = request.get("source") or self.source
+        return code
+
+    def poll(self) -> str | None:
+        """The action every rank takes after this step, or None to go on."""
+        code = self._pending_code() if self.dist.is_main else 0
+        return ACTIONS[self.dist.all_reduce_max_int(code)]

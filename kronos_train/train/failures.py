@@ -1,0 +1,189 @@
+"""Why a stage failed, in words a user can act on.
+
+A rank that raises writes ``failures/<stage>.attempt<k>.rank<r>.json`` before
+it dies; the supervisor reads those files after torchrun returns, picks the
+root cause (the first failure that is not a mere consequence of another rank
+dying) and writes the ``error`` event.  A worker that died without Python
+(SIGKILL by the host OOM killer, SIGABRT by the NCCL watchdog) leaves no file;
+torchrun's "Root Cause" summary in ``stderr.log`` gives its exit code instead.
+
+Light module: torch is imported inside ``classify_exception`` only.
+"""
+from __future__ import annotations
+
+import re
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..runfolder import RunFolder, read_json, write_json_atomic
+
+# Kinds whose failure is usually a consequence of another rank's death.
+SECONDARY_KINDS = ("peer",)
+
+
+@dataclass
+class Failure:
+    kind: str                      # events.ERROR_KINDS, or "peer" (lost another rank) before reporting
+    message: str
+    remedy: list[str] = field(default_factory=list)
+    rank: int | None = None
+    exit_code: int | None = None
+    stage: str | None = None
+    attempt: int | None = None
+    t: float = field(default_factory=time.time)
+    traceback: str = ""
+
+    def event_fields(self) -> dict[str, Any]:
+        """Fields of the ``error`` event (schema: kind, message, remedy, rank, exit_code)."""
+        kind = "nccl" if self.kind == "peer" else self.kind
+        out: dict[str, Any] = {"kind": kind, "message": self.message}
+        if self.remedy:
+            out["remedy"] = self.remedy
+        if self.rank is not None:
+            out["rank"] = self.rank
+        if self.exit_code is not None:
+            out["exit_code"] = self.exit_code
+        return out
+
+
+# --------------------------------------------------------------------------- remedies
+
+def oom_remedies(cfg: Any, on_gpu: bool = True) -> list[str]:
+    """The guide's answers to Q1 (out of memory), in the order to try them."""
+    t, d = cfg.training, cfg.data
+    world = cfg.distributed.num_gpus * cfg.distributed.nodes
+    b, a = t.batch_size, t.accumulation_steps
+    remedies = []
+    if on_gpu:
+        remedies.append("export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True before starting the run "
+                        "(lets the allocator reuse fragmented memory; often enough on its own)")
+    if b >= 2:
+        half = b // 2
+        remedies.append(
+            f"halve training.batch_size and double training.accumulation_steps: {b} x {a} -> {half} x {a * 2}; "
+            f"the effective batch stays {half} x {a * 2} x {world} process(es) = {half * a * 2 * world}"
+            + ("" if half * 2 == b else f" (was {b * a * world}: batch_size {b} is odd)"))
+    if t.precision == "fp32":
+        remedies.append("set training.precision: bf16 (mixed precision roughly halves activation memory)")
+    lookback, context = d.lookback_window, d.max_context
+    remedies.append(f"shorten the window: data.lookback_window {lookback} -> {max(1, lookback // 2)}"
+                    f" (and data.max_context {context} -> {max(1, context // 2)})")
+    if not t.gradient_checkpointing:
+        remedies.append("set training.gradient_checkpointing: true (recomputes activations in the backward pass)")
+    return remedies
+
+
+# --------------------------------------------------------------------------- classification
+
+_PEER_PATTERNS = ("connection closed by peer", "connection reset by peer", "broken pipe", "socket closed",
+                  "recv failed", "send failed", "connection refused")
+_TIMEOUT_PATTERNS = ("timed out", "timeout", "watchdog")
+
+
+def classify_exception(exc: BaseException, cfg: Any | None = None) -> Failure:
+    """A Failure for an exception raised inside a rank."""
+    import torch
+
+    from ..config import ConfigError
+
+    text = f"{type(exc).__name__}: {exc}".strip()
+    first_line = text.splitlines()[0][:500] if text else type(exc).__name__
+    lower = text.lower()
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
+    oom_types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None),
+                                  getattr(torch.cuda, "OutOfMemoryError", None)) if t is not None)
+    if isinstance(exc, oom_types) or "out of memory" in lower:
+        message = f"CUDA out of memory: {first_line}"
+        return Failure("oom", message, oom_remedies(cfg) if cfg is not None else [], traceback=trace)
+    if "can't allocate memory" in lower or isinstance(exc, MemoryError):
+        message = f"host memory exhausted: {first_line}"
+        return Failure("oom", message, oom_remedies(cfg, on_gpu=False) if cfg is not None else [], traceback=trace)
+    if isinstance(exc, (ConfigError,)) or type(exc).__name__ in ("ModelLoadError", "LaunchError", "StageConfigError"):
+        return Failure("config", str(exc) or first_line, traceback=trace)
+    if type(exc).__name__ == "DataError":
+        return Failure("data", str(exc) or first_line, traceback=trace)
+    dist_errors = tuple(t for t in (getattr(torch.distributed, "DistError", None),) if t is not None)
+    if isinstance(exc, dist_errors) or "nccl" in lower or "gloo" in lower or "process group" in lower:
+        if any(p in lower for p in _PEER_PATTERNS):
+            return Failure("peer", f"lost contact with another rank (it probably failed first): {first_line}",
+                           traceback=trace)
+        if any(p in lower for p in _TIMEOUT_PATTERNS):
+            timeout = getattr(getattr(cfg, "distributed", None), "timeout_minutes", None)
+            return Failure("nccl", f"collective timed out{f' after {timeout} min' if timeout else ''}: {first_line}",
+                           ["a rank is stuck or much slower than the others: look at the other ranks' errors "
+                            "and at GPU health (nvidia-smi)",
+                            "for a diagnosis rerun with NCCL_DEBUG=INFO TORCH_NCCL_DUMP_ON_TIMEOUT=1",
+                            "raise distributed.timeout_minutes only if a step really takes that long"],
+                           traceback=trace)
+        return Failure("nccl", f"communication between ranks failed: {first_line}", traceback=trace)
+    return Failure("other", first_line, traceback=trace)
+
+
+def classify_exit(exit_code: int, rank: int | None = None) -> Failure:
+    """A Failure for a worker that died without writing its own (signal or hard exit)."""
+    if exit_code == -9:
+        return Failure("worker", "a worker process was killed (SIGKILL, exit -9): most often the host ran out of "
+                       "memory and the kernel's OOM killer chose it",
+                       ["check `dmesg | grep -i oom` on the node",
+                        "lower training.num_workers and training.batch_size, or run fewer processes per node"],
+                       rank=rank, exit_code=exit_code)
+    if exit_code == -6:
+        return Failure("nccl", "a worker aborted (SIGABRT, exit -6): typically the NCCL watchdog tearing the "
+                       "process down after a collective timed out",
+                       ["look for 'Watchdog caught collective operation timeout' in stderr.log",
+                        "rerun with NCCL_DEBUG=INFO to see which rank stalled"],
+                       rank=rank, exit_code=exit_code)
+    if exit_code in (-15, 143):
+        return Failure("worker", "a worker was terminated (SIGTERM) from outside the run",
+                       rank=rank, exit_code=exit_code)
+    if exit_code < 0:
+        return Failure("worker", f"a worker died from signal {-exit_code}", rank=rank, exit_code=exit_code)
+    return Failure("worker", f"a worker exited with code {exit_code}; see stderr.log for its traceback",
+                   rank=rank, exit_code=exit_code)
+
+
+_ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(?P<rank>\d+).*?exitcode\s*:\s*(?P<code>-?\d+)", re.S)
+
+
+def torchrun_root_cause(stderr_text: str) -> tuple[int | None, int | None]:
+    """(rank, exit code) from torchrun's "Root Cause (first observed failure)" block."""
+    matches = list(_ROOT_CAUSE.finditer(stderr_text))
+    if not matches:
+        return None, None
+    last = matches[-1]
+    return int(last["rank"]), int(last["code"])
+
+
+# --------------------------------------------------------------------------- files
+
+def failures_dir(run: RunFolder) -> Path:
+    return run.path / "failures"
+
+
+def write_failure(run: RunFolder, failure: Failure) -> Path:
+    folder = failures_dir(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{failure.stage}.attempt{failure.attempt}.rank{failure.rank}.json"
+    write_json_atomic(path, asdict(failure))
+    return path
+
+
+def read_failures(run: RunFolder, stage: str, attempt: int) -> list[Failure]:
+    out = []
+    for path in sorted(failures_dir(run).glob(f"{stage}.attempt{attempt}.rank*.json")):
+        data = read_json(path)
+        if data:
+            known = {k: v for k, v in data.items() if k in Failure.__dataclass_fields__}
+            out.append(Failure(**known))
+    return out
+
+
+def root_cause(failures: list[Failure]) -> Failure | None:
+    """The failure to report: the earliest primary one, else the earliest of all."""
+    if not failures:
+        return None
+    primary = [f for f in failures if f.kind not in SECONDARY_KINDS]
+    return min(primary or failures, key=lambda f: f.t)
