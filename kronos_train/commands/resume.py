@@ -1,0 +1,40 @@
+"""Resume a stopped or interrupted run exactly where its last committed checkpoint left it."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..launch import LaunchError, resume_problems, start_supervisor
+from ..runfolder import find_run, logs_dir_from_env
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help="run id, unique prefix, folder, or 'last'")
+    parser.add_argument("--logs", type=Path, default=None, help="logs folder (default ./logs or $KRONOS_LOGS_DIR)")
+    parser.add_argument("--foreground", action="store_true", help="run the supervisor in this process")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        run = find_run(args.run, args.logs or logs_dir_from_env())
+    except LookupError as exc:
+        print(f"kronos-train resume: {exc}")
+        return 2
+    problems = resume_problems(run)
+    if problems:
+        print(f"kronos-train resume: run {run.run_id} cannot be resumed exactly:")
+        for problem in problems:
+            print(f"  {problem}")
+        return 2
+    print(f"resuming run {run.run_id} ({run.state()})\n  folder: {run.path}")
+    if args.foreground:
+        from .. import supervisor
+
+        return supervisor.main([str(run.path), "--resume", "--foreground"])
+    try:
+        pid = start_supervisor(run, resume=True)
+    except LaunchError as exc:
+        print("\n".join(exc.problems))
+        return 1
+    print(f"  supervisor pid {pid}")
+    return 0
