@@ -377,12 +377,11 @@ Progress = Callable[[int, int, int, int], None]     # (batch, batches, done, tot
 
 
 def normalize_history(raw: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The official normalisation over the history rows only: (x [B,L,6], mean [B,6], std [B,6])."""
-    history = raw.astype(np.float64)
-    mean = history.mean(axis=1, keepdims=True)
-    std = np.sqrt(np.square(history - mean).mean(axis=1, keepdims=True))
-    x = np.clip((history - mean) / (std + STD_EPS), -clip, clip)
-    return x.astype(np.float32), mean[:, 0], std[:, 0]
+    """The training normalisation (the data pipeline's, statistics of the history rows
+    only, as the official KronosPredictor): (x [B,L,6], mean [B,6], std [B,6])."""
+    from .data import normalize_window
+
+    return normalize_window(np.asarray(raw, np.float32), raw.shape[1], clip)
 
 
 def forecast_close(tokenizer: Any, predictor: Any, history: np.ndarray, x_stamp: np.ndarray, y_stamp: np.ndarray,
@@ -392,6 +391,7 @@ def forecast_close(tokenizer: Any, predictor: Any, history: np.ndarray, x_stamp:
     from .model import forecast_normalized
 
     x, mean, std = normalize_history(history, settings.clip)
+    mean, std = mean.astype(np.float64), std.astype(np.float64)
     horizon = y_stamp.shape[1]
     pred = forecast_normalized(tokenizer, predictor, x, x_stamp.astype(np.float32), y_stamp.astype(np.float32),
                                pred_len=horizon, max_context=settings.max_context, clip=settings.clip,
@@ -475,10 +475,7 @@ class EvaluationRequest:
 def _data_spec(cfg: Any, data_path: str | None) -> Any:
     from .data import DataSpec
 
-    d = cfg.data
-    return DataSpec(data_path or d.data_path, lookback_window=d.lookback_window, predict_window=d.predict_window,
-                    train_ratio=d.train_ratio, val_ratio=d.val_ratio, clip=d.clip,
-                    ticker_column=d.ticker_column or None, single_series=d.single_series)
+    return DataSpec.from_config(cfg.data, path=data_path or cfg.data.data_path)
 
 
 def prepare_evaluation_data(cfg: Any, data_path: str | None, cache_dir: str | None) -> Any:
