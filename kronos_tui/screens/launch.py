@@ -23,6 +23,17 @@ from ..services import launch_problems
 from .dialogs import DIALOG_CSS
 
 
+class TickBox(Checkbox):
+    """A checkbox whose state reads without colour: X when on, blank when off."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]
+        return "X" if self.value else " "
+
+    def watch_value(self) -> None:
+        self.refresh()
+
+
 class LaunchDialog(ModalScreen[RunFolder | None]):
     DEFAULT_CSS = DIALOG_CSS.format(name="LaunchDialog") + """
     LaunchDialog Checkbox { height: 1; border: none; padding: 0; }
@@ -48,10 +59,10 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
         x = self.cfg.experiment
         with Vertical():
             yield Label(f"Launch preset {self.preset}", classes="title", markup=False)
-            yield Checkbox("tokenizer stage (t)", x.train_tokenizer, id="stage-tokenizer", compact=True)
-            yield Checkbox("basemodel stage (b)", x.train_basemodel, id="stage-basemodel", compact=True)
-            yield Checkbox("skip stages already done (--skip-existing) (k)", x.skip_existing, id="skip-existing",
-                           compact=True)
+            yield TickBox("tokenizer stage (t)", x.train_tokenizer, id="stage-tokenizer", compact=True)
+            yield TickBox("basemodel stage (b)", x.train_basemodel, id="stage-basemodel", compact=True)
+            yield TickBox("skip stages already done (--skip-existing) (k)", x.skip_existing, id="skip-existing",
+                          compact=True)
             with Horizontal(id="gpus-row"):
                 yield Label("GPUs / processes")
                 yield Input(str(self.cfg.distributed.num_gpus), id="gpus", restrict=r"[0-9]*", compact=True)

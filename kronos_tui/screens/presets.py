@@ -31,10 +31,18 @@ def name_problem(name: str) -> str:
     return ""
 
 
+def display_path(path: Path) -> str:
+    """Relative to the working directory when inside it (short, and the same on every checkout)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def describe(info: PresetInfo | None, name: str, cfg: KronosConfig, problems: list[Any], chain: list[str]) -> Text:
     """The detail pane: where the preset lives, what it inherits, whether it is valid, the knobs that matter."""
     t = Text()
-    where = f"{info.origin} · {info.path}" if info else "not found in the preset folders"
+    where = f"{info.origin} · {display_path(info.path)}" if info else "not found in the preset folders"
     t.append(f"{name}\n", style="bold")
     t.append(f"{where}\n", style="dim")
     t.append(f"extends  {' ← '.join(chain) if chain else '—'}\n")
