@@ -12,7 +12,7 @@ from .columns import ColumnMapping, map_columns
 from .report import DataReport, Issue, make_issue
 from .series import SeriesTable
 from .spec import DataSpec, DuplicatePolicy
-from .windows import WindowSet, plan_windows, report_windows
+from .windows import WindowPlan, WindowSet, plan_windows, report_windows
 
 DEFAULT_CACHE_DIR = ".kronos-cache"
 
@@ -166,7 +166,8 @@ def _spec_issues(spec: DataSpec) -> list[Issue]:
                        file=spec.path_str) for name, what in spec.problems()]
 
 
-def _finish(spec: DataSpec, table: SeriesTable | None, report: DataReport, build: bool, started: float):
+def _finish(spec: DataSpec, table: SeriesTable | None, report: DataReport, build: bool,
+            started: float) -> WindowPlan | None:
     """Add the window stage to a series-stage report."""
     plan = None
     if table is not None and report.ok:
@@ -181,8 +182,7 @@ def inspect_data(spec: DataSpec, cache_dir: str | os.PathLike[str] | None = None
     started = time.perf_counter()
     bad = _spec_issues(spec)
     if bad:
-        report = DataReport(path=spec.path_str, issues=bad)
-        return report
+        return DataReport(path=spec.path_str, issues=bad)
     table, report = _series(spec, cache_dir)
     _finish(spec, table, report, build=False, started=started)
     return report
