@@ -35,6 +35,16 @@ def logs_dir_from_env(default: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("KRONOS_LOGS_DIR") or default or DEFAULT_LOGS_DIR)
 
 
+def data_cache_dir(logs_dir: Path | None = None) -> Path:
+    """Where parsed data files are cached: ``KRONOS_CACHE_DIR``, else
+    ``.kronos-cache/data`` beside the logs folder.  One place for the checklist
+    and every run, so a file validated once is never parsed again."""
+    env = os.environ.get("KRONOS_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(logs_dir or logs_dir_from_env()).resolve().parent / ".kronos-cache" / "data"
+
+
 def new_run_id(preset: str, logs_dir: Path) -> str:
     """``YYYYmmdd-HHMMSS-<preset>``, with a counter when two starts share a second."""
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", preset).strip("-") or "run"

@@ -104,3 +104,19 @@ def test_demo_preset_passes_the_light_checklist(tmp_path, monkeypatch):
     results = pre.run_pre_checks(load_preset_strict("demo"), logs_dir=tmp_path / "logs", nvml=FakeNvml(missing_library=True))
     assert not has_errors(results), [r for r in results if r.status == "error"]
     assert worst(results) in ("ok", "info", "skip", "warn")
+
+
+def test_data_check_reports_the_pipeline_errors_and_figures(tmp_path, monkeypatch):
+    from kronos_train.data.synthetic import write_synthetic
+
+    monkeypatch.setenv("KRONOS_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = load_preset_strict("demo")
+    cfg.data.data_path = str(tmp_path / "good.csv")
+    write_synthetic(cfg.data.data_path, n_tickers=3, n_rows_per_ticker=200, seed=1)
+    result = pre.check_data(cfg)
+    assert result.status == "ok" and result.data["n_tickers"] == 3 and result.data["n_train_windows"] > 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Date,Open,High,Low,Close,Volume,Ticker\n2024-01-02,1,2,0.5,1.5,10,A\nnot-a-date,1,2,0.5,1.5,10,A\n")
+    cfg.data.data_path = str(bad)
+    result = pre.check_data(cfg)
+    assert result.status == "error" and any("bad.csv" in item for item in result.items)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..architectures import ARCHITECTURES, count_params, kind_of_config, resolve_architecture
 from ..config import ConfigProblem, KronosConfig, errors_of, validate
+from ..runfolder import data_cache_dir
 from . import CheckResult
 
 # Rough training throughputs for the time estimate, in FLOP/s per device.  The
@@ -46,10 +47,7 @@ def check_config(cfg: KronosConfig, problems: list[ConfigProblem] | None = None)
 def data_spec(cfg: KronosConfig) -> Any:
     from ..data import DataSpec
 
-    return DataSpec(cfg.data.data_path, lookback_window=cfg.data.lookback_window,
-                    predict_window=cfg.data.predict_window, train_ratio=cfg.data.train_ratio,
-                    val_ratio=cfg.data.val_ratio, clip=cfg.data.clip,
-                    ticker_column=cfg.data.ticker_column or None, single_series=cfg.data.single_series)
+    return DataSpec.from_config(cfg.data)
 
 
 def check_data_present(cfg: KronosConfig) -> CheckResult:
@@ -71,7 +69,7 @@ def check_data_present(cfg: KronosConfig) -> CheckResult:
                        "check the path; relative paths are taken from the folder you start kronos-train/kronos-tui in")
 
 
-def check_data(cfg: KronosConfig, report: Any | None = None) -> CheckResult:
+def check_data(cfg: KronosConfig, report: Any | None = None, cache_dir: Path | None = None) -> CheckResult:
     """Data format validated (数据格式验证通过): the data report's errors and warnings."""
     title = "Data format valid"
     path = Path(cfg.data.data_path)
@@ -82,7 +80,7 @@ def check_data(cfg: KronosConfig, report: Any | None = None) -> CheckResult:
     if report is None:
         from ..data import inspect_data
 
-        report = inspect_data(data_spec(cfg))
+        report = inspect_data(data_spec(cfg), cache_dir=cache_dir)
     items = [_issue_line(i) for i in list(report.errors) + list(report.warnings)]
     figures = (f"{report.n_rows:,} rows, {report.n_tickers:,} tickers, "
                f"{report.n_train_windows:,} train / {report.n_val_windows:,} val windows")
@@ -347,7 +345,8 @@ def run_pre_checks(cfg: KronosConfig, *, logs_dir: Path, problems: list[ConfigPr
     if include_data and Path(cfg.data.data_path).is_file():
         from ..data import inspect_data
 
-        report = inspect_data(data_spec(cfg))
+        # Shares the trainer's cache: a file validated here is not parsed again at launch.
+        report = inspect_data(data_spec(cfg), cache_dir=data_cache_dir(logs_dir))
         results.append(check_data(cfg, report))
     elif include_data:
         results.append(check_data(cfg))
