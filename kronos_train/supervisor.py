@@ -39,7 +39,8 @@ from .config import config_hash
 from .events import SCHEMA_VERSION, STAGES, EventWriter, read_events
 from .launch import (LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason, world_size)
 from .runfolder import RunFolder
-from .train.failures import Failure, classify_exit, read_failures, root_cause, torchrun_root_cause
+from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, read_failures, root_cause,
+                             torchrun_root_cause)
 
 EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 3, "aborted": 4}
 FINISHED = ("completed", "early_stopped")
@@ -195,10 +196,12 @@ class Supervisor:
         return "failed"
 
     def diagnose(self, stage: str, exit_code: int, stderr_offset: int) -> Failure:
-        """The root cause: a rank's own report, else torchrun's summary of exit codes."""
-        found = root_cause(read_failures(self.run, stage, self.attempt))
-        if found is not None:
-            return found
+        """The root cause: a rank's own report of what went wrong (OOM, data, config ...),
+        else a worker killed by a signal (torchrun's summary), else whatever was seen."""
+        reports = read_failures(self.run, stage, self.attempt)
+        primary = root_cause([f for f in reports if f.kind not in SECONDARY_KINDS])
+        if primary is not None:
+            return primary
         try:
             with open(self.run.stderr_path, "rb") as fh:
                 fh.seek(stderr_offset)
@@ -206,8 +209,10 @@ class Supervisor:
         except OSError:
             text = ""
         rank, code = torchrun_root_cause(text)
-        if code is not None:
-            return classify_exit(code, rank)
+        if code is not None and (code < 0 or not reports):
+            return classify_exit(code, rank)        # e.g. SIGKILL by the host's OOM killer: no report
+        if reports:
+            return root_cause(reports)
         failure = classify_exit(exit_code)
         failure.message = (f"torchrun exited with code {exit_code} before the stage reported anything; "
                            f"the end of {self.run.stderr_path} says why")
@@ -238,7 +243,7 @@ class Supervisor:
             if self.abort_requested():
                 return "aborted"
             stop = self.run.pending_request("stop")
-            if stop is not None and stop.get("stage") in (None, stage):
+            if stop is not None and not stop.get("stage"):     # one aimed at a stage lets it start
                 return "stopped"
             outcome = self.run_stage(stage)
             self.run.clear_request("early_stop")        # a late one was meant for this stage

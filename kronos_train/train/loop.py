@@ -199,7 +199,8 @@ class LogWindow:
 
 
 def _number(value: float) -> float | None:
-    return round(value, 7) if math.isfinite(value) else None
+    """Losses are written in full precision; NaN and infinity become null."""
+    return float(value) if math.isfinite(value) else None
 
 
 # --------------------------------------------------------------------------- steps

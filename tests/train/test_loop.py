@@ -1,0 +1,64 @@
+"""The loop in-process (one process, no torchrun): early stopping on patience, accumulation,
+a request seen at the next step, the status command's view of the run."""
+from __future__ import annotations
+
+import json
+
+from kronos_train.cli import main as cli
+from kronos_train.events import EventWriter, validate_story
+from kronos_train.launch import create_run, load_run_config
+from kronos_train.train.distributed import DistEnv
+from kronos_train.train.stages import run_stage
+
+from train_helpers import events, write_preset
+
+
+def in_process(tmp_path, **changes):
+    run = create_run(write_preset(tmp_path, **changes), tmp_path / "logs", num_gpus=1, skip_basemodel=True)
+    EventWriter(run.events_path).emit("run_start", schema=1, run_id=run.run_id, preset="tiny", stages=["tokenizer"],
+                                      world_size=1, attempt=0)
+    status = run_stage(run, load_run_config(run), "tokenizer", 0, DistEnv())
+    EventWriter(run.events_path).emit("run_end", status="completed", attempt=0)
+    return run, status
+
+
+def test_early_stopping_fires_after_patience_bad_evaluations(tmp_path):
+    # min_delta larger than any possible gain: every pass after the baseline is a bad one.
+    run, status = in_process(tmp_path, training={"tokenizer_epochs": 6, "train_windows_per_epoch": 64,
+                                                 "early_stopping": {"patience": 2, "min_delta": 100.0}})
+    assert status == "early_stopped"
+    vals = events(run, "val")
+    assert [(v["epoch"], v["improved"], v["bad_evals"]) for v in vals] == [(0, True, 0), (1, False, 1), (2, False, 2)]
+    stop = events(run, "early_stop")[0]
+    assert stop["reason"] == "patience" and stop["bad_evals"] == 2 and stop["patience"] == 2
+    end = events(run, "stage_end")[0]
+    assert end["status"] == "early_stopped" and end["best_val_loss"] == vals[0]["val_loss"]
+    assert validate_story(events(run)) == []
+
+
+def test_accumulation_counts_micro_batches_and_requests_are_acted_on_at_the_next_step(tmp_path):
+    run = create_run(write_preset(tmp_path, training={"accumulation_steps": 2, "train_windows_per_epoch": 128}),
+                     tmp_path / "logs", num_gpus=1, skip_basemodel=True)
+    run.request("stop", source="test")
+    status = run_stage(run, load_run_config(run), "tokenizer", 0, DistEnv())
+    assert status == "stopped"
+    start = events(run, "stage_start")[0]
+    assert start["steps_per_epoch"] == 4 and start["global_batch"] == 32 and start["accumulation_steps"] == 2
+    assert events(run, "stop")[0]["step"] == 1
+    state = json.loads((run.checkpoint_dir("tokenizer", "last") / "train_state.json").read_text())
+    assert (state["step"], state["batch_in_epoch"], state["epoch"]) == (1, 2, 0)   # two micro-batches used
+
+
+def test_status_shows_the_table_and_the_details(tmp_path, capsys):
+    run, _ = in_process(tmp_path, training={"tokenizer_epochs": 1, "train_windows_per_epoch": 64})
+    run.write_status(state="completed", stage=None, attempt=0)
+    logs = str(run.path.parent)
+    assert cli(["status", "--logs", logs]) == 0
+    table = capsys.readouterr().out
+    assert run.run_id in table and "completed" in table
+    assert cli(["status", run.run_id, "--logs", logs]) == 0
+    details = capsys.readouterr().out
+    assert "tokenizer" in details and "best val" in details and "step 4/4" in details
+    assert cli(["status", run.run_id, "--logs", logs, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stages"]["tokenizer"]["status"] == "completed"
+    assert cli(["stop", run.run_id, "--logs", logs]) == 1            # not running: nothing to stop
