@@ -155,16 +155,18 @@ def _source_from_run(run_dir: Path) -> ModelSource:
 
 
 def _starting_folder(cfg: Any, kind: str) -> Path | None:
-    """The folder a stage starts from: the fine-tuned tokenizer, else the pretrained one."""
+    """Where the training engine finds a stage's model when the run has no best/ of its own:
+    the tokenizer the basemodel stage trained on, or the predictor a skipped stage kept
+    (an existing official best_model, else the pretrained one)."""
     if cfg is None:
         return None
-    paths = cfg.model_paths
-    candidates = ([paths.finetuned_tokenizer, paths.pretrained_tokenizer] if kind == "tokenizer"
-                  else [paths.pretrained_predictor])
-    for candidate in candidates:
-        if candidate and model_kind(Path(candidate)) == kind:
-            return Path(candidate)
-    return None
+    from .launch import basemodel_tokenizer, is_model_folder, official_best_model
+
+    if kind == "tokenizer":
+        return basemodel_tokenizer(cfg)
+    candidates = [official_best_model(cfg, "basemodel"),
+                  Path(cfg.model_paths.pretrained_predictor) if cfg.model_paths.pretrained_predictor else None]
+    return next((c for c in candidates if is_model_folder(c) and model_kind(c) == "predictor"), None)
 
 
 def pretrained_source(cfg: Any, evaluated: ModelSource) -> ModelSource | None:
