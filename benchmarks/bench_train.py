@@ -58,7 +58,20 @@ def stage_figures(records: list[dict], stage: str) -> dict | None:
         "steps": end.get("step"), "world_size": start["world_size"], "global_batch": start.get("global_batch"),
         "stage_s": end.get("duration_s"), "val_s": sum(vals), "checkpoint_s": sum(ckpts),
         "first_loss": steps[0]["loss"], "last_loss": steps[-1]["loss"],
+        "mem_gb": max((r.get("mem_gb") or 0 for r in steps), default=0),
     }
+
+
+def gpu_line(records: list[dict], stage: str, fig: dict) -> str:
+    """GPU utilisation and memory from the stage's ``gpu`` events (NVML), when there are any."""
+    readings = [g for r in records if r["event"] == "gpu" and r.get("stage") == stage for g in r["gpus"]]
+    utils = [g["util"] for g in readings if g.get("util") is not None]
+    used = [g["mem_used_mb"] for g in readings if g.get("mem_used_mb") is not None]
+    if not readings:
+        return ""
+    util = f"{statistics.mean(utils):.0f} % mean ({min(utils):.0f}-{max(utils):.0f}, {len(utils)} readings)" if utils else "n/a"
+    return (f"            GPU utilisation {util}, NVML memory used peak {max(used, default=0) / 1024:.1f} GiB, "
+            f"torch peak allocated {fig['mem_gb']:.2f} GB")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{fig['global_batch']} on {fig['world_size']} process(es); stage {fig['stage_s']:.1f} s "
               f"(validation {fig['val_s']:.1f} s, checkpoints {fig['checkpoint_s']:.1f} s), process-group start "
               f"{overhead:.1f} s; loss {fig['first_loss']:.4g} -> {fig['last_loss']:.4g}")
+        line = gpu_line(records, stage, fig)
+        if line:
+            print(line)
     if temp is not None and not args.keep:
         shutil.rmtree(temp, ignore_errors=True)
     elif temp is not None:

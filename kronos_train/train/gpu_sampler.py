@@ -5,13 +5,14 @@ machines, no driver) it returns after the first try without writing anything.
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
 from ..events import EventWriter
 from ..gpu import GpuMonitor
 
-DEFAULT_INTERVAL_S = 5.0
+DEFAULT_INTERVAL_S = float(os.environ.get("KRONOS_GPU_SAMPLE_S", 5.0))
 
 
 class GpuSampler:
