@@ -9,6 +9,7 @@ import pytest
 from kronos_eval_helpers import HORIZON, make_run, tiny_config, write_preset
 from kronos_train.cli import main as cli
 from kronos_train.events import read_events, validate_record
+from kronos_train.runfolder import RunFolder
 from kronos_train.evaluate import (EvaluationError, EvaluationRequest, ForecastSettings, check_forecast_vs_baselines,
                                    check_inference, evaluate, load_run_models, resolve_model_source)
 
@@ -102,4 +103,4 @@ def test_load_run_models_and_check_inference_on_a_broken_run(tiny_pair, planted_
     (run / "checkpoints" / "basemodel" / "best" / "model.safetensors").write_bytes(b"truncated")
     result = check_inference(run)
     assert result.status == "error" and "model.safetensors" in result.detail
-    assert check_forecast_vs_baselines(run).status == "pending"
+    assert check_forecast_vs_baselines(RunFolder(run)).status == "pending"     # a RunFolder works too
