@@ -11,7 +11,9 @@ rows ending 2024-09-23, plans them with the submission code for a test date
 forecasting of ``kronos-train predict``, without the CSV reading). Prints the
 rate in tickers per second and the extrapolation to ``--target`` tickers; the
 rate is linear in the number of batches, so the extrapolation is
-``target / rate`` at the same batch size.
+``target / rate`` at the same batch size. On a shared machine it also prints the
+estimate from CPU time (process time / threads), what the run takes with the
+cores to itself.
 """
 from __future__ import annotations
 
@@ -90,10 +92,14 @@ def main() -> int:
     batch = args.batch or args.tickers
     settings = ForecastSettings(sample_count=args.sample_count, temperature=1.0, top_p=0.9,
                                 max_context=max(512, args.lookback), batch_size=batch)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     forecast_jobs(tokenizer, predictor, table, plan.jobs, settings, say=lambda line: print(line, file=sys.stderr))
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     rate = args.tickers / seconds
+    # On a shared machine the wall time depends on the neighbours; CPU time spread over
+    # the threads is what the same work takes with the cores to itself.
+    idle_rate = args.tickers / (cpu_seconds / torch.get_num_threads())
     result = {
         "predictor": args.predictor, "tokenizer": tokenizer_name, "tickers": args.tickers, "lookback": args.lookback,
         "horizon": args.horizon, "sample_count": args.sample_count, "batch": batch, "device": args.device,
@@ -101,6 +107,7 @@ def main() -> int:
         "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
         "seconds": round(seconds, 2), "tickers_per_s": round(rate, 4),
         "target": args.target, "target_seconds": round(args.target / rate, 1),
+        "cpu_seconds": round(cpu_seconds, 2), "target_seconds_cores_to_itself": round(args.target / idle_rate, 1),
     }
     if args.json:
         print(json.dumps(result))
@@ -111,6 +118,9 @@ def main() -> int:
         print(f"{seconds:.1f} s: {rate:.3f} tickers/s")
         print(f"{args.target} tickers: about {result['target_seconds']:.0f} s = {result['target_seconds'] / 3600:.2f} h "
               f"at this rate")
+        idle = result["target_seconds_cores_to_itself"]
+        print(f"CPU time {cpu_seconds:.1f} s over {result['threads']} thread(s): with the cores to itself about "
+              f"{idle:.0f} s = {idle / 3600:.2f} h for {args.target} tickers")
     return 0
 
 
