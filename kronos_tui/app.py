@@ -12,6 +12,7 @@ Never imports torch (checked by a test): the heavy checks run in a
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -24,10 +25,15 @@ from textual.worker import get_current_worker
 from kronos_train.checks import CheckResult
 from kronos_train.runfolder import RunFolder, find_run, list_runs
 
-from .commands import KronosCommands
-from .follow import View
+from .view import View
 from .messages import OverlayLoaded, RunAttached, RunSnapshot
 from .services import Services
+
+
+def _commands_provider() -> type:
+    from .commands import KronosCommands     # imported when the palette first opens
+
+    return KronosCommands
 
 
 def _presets_screen() -> Screen:
@@ -81,9 +87,9 @@ and `set -g mouse on` for clicks.  Everything works without a mouse and without 
 
 
 class KronosApp(App[None]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))   # absolute: subclasses may live anywhere
     TITLE = "kronos-tui"
-    COMMANDS = App.COMMANDS | {KronosCommands}
+    COMMANDS = App.COMMANDS | {_commands_provider}
     MODES = {"presets": _presets_screen, "checklist": _checklist_screen, "monitor": _monitor_screen,
              "runs": _runs_screen, "advisor": _advisor_screen}
     BINDINGS = [
@@ -219,15 +225,20 @@ class KronosApp(App[None]):
         follower.model_check = self.model_checks.get(run.run_id)
         self._follower = follower
         last_view, last_check, last_overlay = None, follower.model_check, None
+        dirty, posted_at = True, 0.0
         try:
             while not worker.is_cancelled:
-                changed = follower.poll(budget_s=0.25)
+                dirty |= follower.poll(budget_s=0.25)
                 follower.model_check = self.model_checks.get(run.run_id)
                 view = self.view
-                if changed or view is not last_view or follower.model_check is not last_check \
-                        or follower.overlay is not last_overlay:
+                asked = view is not last_view or follower.model_check is not last_check \
+                    or follower.overlay is not last_overlay
+                # New data redraws at most once per refresh interval; a key press at once.
+                due = dirty and time.monotonic() - posted_at >= self.services.refresh_interval
+                if asked or due or (dirty and not follower.caught_up):
                     last_view, last_check, last_overlay = view, follower.model_check, follower.overlay
                     self.post_message(RunSnapshot(follower.snapshot(view)))
+                    dirty, posted_at = False, time.monotonic()
                 if follower.caught_up:
                     self._wake.wait(self.services.poll_interval)
                     self._wake.clear()

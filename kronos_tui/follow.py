@@ -21,11 +21,12 @@ from typing import Any, Callable
 
 from kronos_train.checks import CheckResult
 from kronos_train.checks.run import after_checks, during_checks
-from kronos_train.events import REQUEST_KINDS, EventTail, decode
+from kronos_train.events import REQUEST_KINDS, decode
 from kronos_train.runfolder import RunFolder
 
-from .runstate import DEFAULT_SMOOTHING, RunState
+from .runstate import RunState
 from .series import as_numpy, last_downsample, minmax_downsample, plottable
+from .view import DEFAULT_SMOOTHING, View
 
 CHUNK_BYTES = 4 << 20          # one read while catching up (about 30k step lines)
 LOG_TAIL_LINES = 200
@@ -36,20 +37,11 @@ STATUS_EVERY_S = 2.0
 OVERVIEW_MIN_BYTES = 16 << 20  # larger files get a sampled overview before the exact read
 OVERVIEW_SAMPLES = 4000
 OVERVIEW_EDGE_BYTES = 1 << 20  # read the first and last megabyte completely
+GPU_BACKLOG_LINES = 600        # GPU records kept while catching up (minutes of readings, all nodes)
 # Every event but the frequent two: these change the story (stages, resumes,
 # best values, errors), so the overview reads all of them wherever they are.
 STORY_EVENT = re.compile(rb'"event":\s*"(?!step"|gpu")')
 STEP_EVENT = re.compile(rb'"event":\s*"step"')
-
-
-@dataclass(frozen=True)
-class View:
-    """What the user asked to see; the UI swaps in a new one, the follower reads it."""
-    stage: str | None = None          # None: the stage running now
-    zoom_last: int | None = None      # None: every step
-    log_y: bool = False
-    smoothing: float = DEFAULT_SMOOTHING
-    width: int = 60                   # plot width in cells: the downsampling target
 
 
 @dataclass
@@ -130,6 +122,40 @@ class Snapshot:
     version: int
     can_resume: bool = False
     pending_requests: list[str] = field(default_factory=list)
+
+
+class RawTail:
+    """New complete lines of ``events.jsonl`` as bytes (the EventTail contract:
+    only new bytes are read, a torn last line waits, a truncated or replaced
+    file is read again from the start), for :meth:`RunState.add_block`."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset, self.bad_lines = path, 0, 0
+        self._pending = b""
+        self._inode: int | None = None
+        self.restarted = False
+
+    def read_block(self, max_bytes: int) -> bytes:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return b""
+        if (self._inode is not None and st.st_ino != self._inode) or st.st_size < self.offset:
+            self.offset, self._pending, self.restarted = 0, b"", True
+        self._inode = st.st_ino
+        if st.st_size == self.offset:
+            return b""
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read(max_bytes)
+        self.offset += len(chunk)
+        data = self._pending + chunk
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            self._pending = data
+            return b""
+        self._pending = data[cut + 1:]
+        return data[:cut]
 
 
 class TextTail:
@@ -241,7 +267,8 @@ class RunFollower:
         self.clock = clock
         self.local_host = local_host or socket.gethostname()
         self.state = RunState(local_host=self.local_host)
-        self.tail = EventTail(run.events_path)
+        self.tail = RawTail(run.events_path)
+        self.gpu_backlog: deque[bytes] = deque(maxlen=GPU_BACKLOG_LINES)
         self.stdout = TextTail(run.stdout_path)
         self.stderr = TextTail(run.stderr_path)
         self.log_lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)
@@ -267,6 +294,13 @@ class RunFollower:
         self.overview: RunState | None = None   # shown while the exact read catches up
         self._overview_tried = False
 
+    def _fresh_state(self) -> RunState:
+        state = RunState(local_host=self.local_host)
+        state.smoothing = self.state.smoothing
+        state.local_gpu_available = self.state.local_gpu_available
+        state.local_gpu_reason = self.state.local_gpu_reason
+        return state
+
     # ---------------------------------------------------------------- reading
     def poll(self, budget_s: float = 0.25) -> bool:
         """Read what is new; returns True when anything changed.  While catching
@@ -286,11 +320,16 @@ class RunFollower:
             except OSError:
                 self.size = 0
             before = self.tail.offset
-            records = self.tail.read_new(max_bytes=CHUNK_BYTES)
-            add = self.state.add
-            for rec in records:
-                add(rec)
-            if records or self.tail.offset != before:
+            block = self.tail.read_block(CHUNK_BYTES)
+            if self.tail.restarted:                # the file was replaced: start the story again
+                self.tail.restarted = False
+                self.state = self._fresh_state()
+            far = self.size - self.tail.offset > CHUNK_BYTES     # history, not the live end
+            if block:
+                self.tail.bad_lines += self.state.add_block(block, self.gpu_backlog if far else None)
+            if not far and self.gpu_backlog:
+                self.state.fold_gpu_backlog(self.gpu_backlog)
+            if block or self.tail.offset != before:
                 changed = True
             self.caught_up = self.tail.offset >= self.size
             if self.caught_up or time.perf_counter() >= deadline:
@@ -481,11 +520,11 @@ class RunFollower:
 def load_overlay(run: RunFolder, smoothing: float = DEFAULT_SMOOTHING) -> RunState:
     """Another run's curves, read once (for comparing against the attached run)."""
     state = RunState(smoothing=smoothing)
-    tail = EventTail(run.events_path)
+    tail = RawTail(run.events_path)
     for _ in range(100_000):
-        records = tail.read_new(max_bytes=CHUNK_BYTES)
-        for rec in records:
-            state.add(rec)
+        block = tail.read_block(CHUNK_BYTES)
+        if block:
+            state.add_block(block)
         size = run.events_path.stat().st_size if run.events_path.exists() else 0
         if tail.offset >= size:
             break

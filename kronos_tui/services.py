@@ -83,7 +83,8 @@ class Services:
     preset_model_check: Callable[[str], list[CheckResult]] = model_check_for_preset
     run_model_check: Callable[[RunFolder], list[CheckResult]] = model_check_for_run
     clock: Callable[[], float] = time.time
-    poll_interval: float = 0.5                          # the monitor redraws at most twice a second
+    poll_interval: float = 0.5                          # how often the run folder is looked at
+    refresh_interval: float = 1.0                       # new data redraws the monitor at most this often
     extra_preset_dirs: tuple[Path, ...] = ()
     user_presets_dir: Path | None = None                # default: kronos_train.config.user_presets_dir()
     auto_model_check: bool = True                       # run the subprocess checks without asking

@@ -66,6 +66,8 @@ class MonitorScreen(KronosScreen):
 
     def on_mount(self) -> None:
         self._log_version = -1
+        self._shown: dict[str, str] = {}
+        self._controls: tuple[bool, bool] | None = None
         self._show_empty()
         if self.kapp.snapshot is not None:
             self.show_snapshot(self.kapp.snapshot)
@@ -80,6 +82,7 @@ class MonitorScreen(KronosScreen):
     def run_changed(self) -> None:
         if self.is_mounted:
             self._log_version = -1
+            self._controls = None
             self.query_one("#log-tail", Log).clear()
             self._show_empty()
 
@@ -100,19 +103,31 @@ class MonitorScreen(KronosScreen):
                          "(enter) to follow it\n\nRuns started earlier are found and attached when the app starts.")
         else:
             empty.update(f"reading {run.run_id} …")
-        empty.display = True
-        self.query_one("#monitor-main").display = False
-        self.query_one("#stages").display = False
-        self.query_one("#run-line", Static).update(run.run_id if run else "")
+        self._show("#monitor-empty", True)
+        self._show("#monitor-main", False)
+        self._show("#stages", False)
+        self._set("#run-line", run.run_id if run else "")
         self._refresh_controls()
+
+    def _show(self, selector: str, on: bool) -> None:
+        widget = self.query_one(selector)
+        if widget.display != on:
+            widget.display = on
+
+    def _set(self, selector: str, content: Any) -> None:
+        """Update a Static only when its text changed (each update re-lays out the screen)."""
+        key = content.plain if isinstance(content, Text) else str(content)
+        if self._shown.get(selector) != key:
+            self._shown[selector] = key
+            self.query_one(selector, Static).update(content)
 
     def show_snapshot(self, snap: Any) -> None:
         if not self.is_current:
             return
-        self.query_one("#monitor-empty").display = False
-        self.query_one("#monitor-main").display = True
-        self.query_one("#stages").display = True
-        self.query_one("#run-line", Static).update(self._run_line(snap))
+        self._show("#monitor-empty", False)
+        self._show("#monitor-main", True)
+        self._show("#stages", True)
+        self._set("#run-line", self._run_line(snap))
         ascii_only = self.kapp.ascii_only
         self.query_one(StageProgress).show(snap, ascii_only)
         self.query_one(RunFacts).show(snap)
@@ -131,7 +146,9 @@ class MonitorScreen(KronosScreen):
             log.write_lines(snap.log_lines[-100:])
         self._sync_width()
         self._refresh_controls()
-        self.refresh_nav()
+        if self._shown.get("nav") != snap.run_id:
+            self._shown["nav"] = snap.run_id
+            self.refresh_nav()
 
     def _run_line(self, snap: Any) -> Text:
         text = Text()
@@ -164,12 +181,16 @@ class MonitorScreen(KronosScreen):
         return True
 
     def _refresh_controls(self) -> None:
-        self.refresh_bindings()
         snap = self.kapp.snapshot
         alive = snap is not None and snap.alive
+        resumable = snap is not None and not alive and snap.can_resume
+        if self._controls == (alive, resumable):
+            return                      # the footer recomposes on every refresh_bindings: only on change
+        self._controls = (alive, resumable)
+        self.refresh_bindings()
         for button_id in ("#btn-early-stop", "#btn-stop", "#btn-abort"):
             self.query_one(button_id, Button).disabled = not alive
-        self.query_one("#btn-resume", Button).disabled = not (snap is not None and not alive and snap.can_resume)
+        self.query_one("#btn-resume", Button).disabled = not resumable
 
     # ---------------------------------------------------------------- controls
     @on(Button.Pressed)

@@ -110,7 +110,8 @@ async def test_inside_tmux_at_80x23_the_controls_and_footer_stay_on_screen(make_
         app = make_app()
         async with app.run_test(size=(80, 23)) as pilot:
             await wait_for(pilot, lambda: app.snapshot is not None)
-            text = screen_text(app)
-            assert "Early stop (e)" in text and "Abort (x)" in text and "Log-y" in text
+            text = await wait_text(pilot, "Log-y")
+            assert "Early stop (e)" in text and "Abort (x)" in text
+            assert text.rstrip("\n").split("\n")[-1].startswith("l Log-y")       # the footer is the last row
             assert await pilot.click("#btn-early-stop")
             await wait_for(pilot, lambda: (run.requests_dir / "early_stop.json").exists(), what="early stop request")

@@ -19,11 +19,12 @@ async def test_a_finished_run_shows_stages_best_value_and_log(make_app, services
     write_run(services.logs_dir, RunSpec(val_losses={"basemodel": [3.9, 3.5, 3.4123456, 3.6]}))
     app = make_app("last")
     async with app.run_test(size=(80, 24)) as pilot:
-        text = await wait_text(pilot, "✓ completed")
+        await wait_text(pilot, "✓ completed")
+        text = await wait_text(pilot, "best val 3.41235")                     # the exact value ...
+        assert "@ step 80 (epoch 2)" in text                                   # ... and its step
         assert "tokenizer" in text and "basemodel" in text and "100%" in text
-        assert "best val 3.41235" in text and "@ step 80 (epoch 2)" in text     # exact value and its step
-        assert "supervisor: starting stages" in text                           # stdout tail
-        assert "basemodel loss" in text
+        await wait_text(pilot, "supervisor: starting stages")                  # stdout tail
+        await wait_text(pilot, "basemodel loss")
 
 
 async def test_view_keys_change_the_plot(make_app, services):

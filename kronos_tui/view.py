@@ -1,0 +1,17 @@
+"""What the user asked the monitor to show (a tiny module: the app imports it
+before the first frame, the follower reads it in its thread)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_SMOOTHING = 0.6
+
+
+@dataclass(frozen=True)
+class View:
+    """The UI swaps in a new one (an atomic reference assignment); the follower reads it."""
+    stage: str | None = None          # None: the stage running now
+    zoom_last: int | None = None      # None: every step
+    log_y: bool = False
+    smoothing: float = DEFAULT_SMOOTHING
+    width: int = 60                   # plot width in cells: the downsampling target
