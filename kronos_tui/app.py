@@ -20,7 +20,7 @@ from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.worker import get_current_worker
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from kronos_train.checks import CheckResult
 from kronos_train.runfolder import RunFolder, find_run, list_runs
@@ -151,6 +151,12 @@ class KronosApp(App[None]):
             self.post_message(RunAttached(live[0]))
             if len(live) > 1:
                 self.call_from_thread(self.notify, f"{len(live)} live runs; attached to the newest (4: Runs lists all)")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            from .screens.base import report_worker_error
+
+            report_worker_error(self, event.worker)
 
     @on(RunAttached)
     def _on_run_attached(self, message: RunAttached) -> None:

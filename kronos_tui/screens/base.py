@@ -6,6 +6,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
 
 from ..widgets.navbar import NavBar
 
@@ -31,6 +32,21 @@ class KronosScreen(Screen):
     def on_screen_resume(self) -> None:
         self.refresh_nav()
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A background task that raised is said in one line, never as a traceback."""
+        if event.state == WorkerState.ERROR:
+            report_worker_error(self, event.worker)
+            self.worker_failed(event.worker)
+
+    def worker_failed(self, worker: Worker) -> None:
+        """Screens that show progress for a worker mark it finished here."""
+
     def refresh_nav(self) -> None:
         for bar in self.query(NavBar):
             bar.refresh_context()
+
+
+def report_worker_error(node: Any, worker: Worker) -> None:
+    error = worker.error
+    what = (worker.name or "a background task").strip("_").replace("_", " ")
+    node.notify(f"{what} failed: {type(error).__name__}: {error}", severity="error", timeout=10)

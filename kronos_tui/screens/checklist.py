@@ -188,6 +188,13 @@ class ChecklistScreen(KronosScreen):
                 CheckResult("models.load", title, "error", "`kronos-train check --only models` gave no result")]
         self.post_message(ChecksUpdated(key, "models", results, 3, len(PARTS)))
 
+    def worker_failed(self, worker: Any) -> None:
+        part = {"_quick": "quick", "_data": "data", "_models": "models"}.get(worker.name)
+        if part and part in self.running:
+            failed = CheckResult(f"{part}.failed", f"{self.running[part]} (crashed)", "error",
+                                 f"{type(worker.error).__name__}: {worker.error}", "this is a bug; please report it")
+            self.post_message(ChecksUpdated(self.key, part, [failed], 0, len(PARTS)))
+
     @on(ChecksUpdated)
     def _updated(self, message: ChecksUpdated) -> None:
         cache = self.kapp.check_cache.setdefault(message.key, {})

@@ -167,3 +167,17 @@ async def test_advisor_without_a_run_says_how_to_get_one(make_app):
         await pilot.press("5")
         await wait_text(pilot, "No run attached")
         assert app.screen.check_action("write", ()) is None
+
+
+async def test_a_crashing_check_is_a_line_not_a_traceback(make_app, monkeypatch):
+    from kronos_train.checks import pre
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk exploded")
+
+    monkeypatch.setattr(pre, "check_disk", broken)
+    app = make_app()
+    async with app.run_test(size=(100, 40), notifications=True) as pilot:
+        await pilot.press("2")
+        text = await wait_text(pilot, "all checks done")
+        assert "quick checks (crashed)" in text and "RuntimeError: disk exploded" in text
