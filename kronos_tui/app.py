@@ -68,21 +68,30 @@ def _advisor_screen() -> Screen:
 
 HELP_TEXT = """\
 Everywhere
-  1 2 3 4 5     Presets, Checklist, Monitor, Runs, Advisor (or click the tabs)
-  ctrl+p        command palette: every action of the screen, switch preset, attach run
-  ? / f1        this help          q  quit (runs keep going: they are detached)
+  1 2 3 4 5   Presets, Checks, Monitor, Runs, Advisor (or click a tab)
+  ctrl+p      palette: every action here, switch preset, attach run
+  ? f1        this help    q  quit (runs keep going: they are detached)
 
-Presets         enter select · e edit form · y edit YAML · n new (extends) · d diff vs parent
-                i import kaggle_config.yaml · c checklist · l launch
-Editor          ctrl+s save · f2 save as · f3 form · f4 YAML · f5 diff · escape close
-Checklist       r re-run (ignore cache) · m model-load check of the run · l launch
-Monitor         e early stop · s stop (resumable) · x abort (confirms) · r resume
-                l log-y · z zoom last N · w smoothing · t stage · v view loss/lr/GPU · o overlay run
-Runs            enter attach · space mark · d diff marked (or vs parent) · o overlay · r resume
-Advisor         w / enter: write the suggested preset (extends the run's preset)
+Presets
+  enter select · e edit form · y edit YAML · n new preset (extends)
+  d diff vs parent · i import kaggle_config.yaml · c checks · l launch
+Editor
+  ctrl+s save · f2 save as · f3 form · f4 YAML · f5 diff · escape close
+Checks
+  r re-run, ignoring the cache · m model-load check of the run
+  x expand every line · l launch
+Monitor
+  e early stop (this stage) · s stop (resumable) · x abort (asks first)
+  r resume · l log-y · z zoom to the last N steps · w smoothing
+  t stage · v view: loss / learning rate / GPUs · o overlay another run
+Runs
+  enter attach · space mark · d diff marked runs (or vs parent)
+  o overlay on the monitor · r resume
+Advisor
+  w / enter write the suggested preset (extends the run's preset)
 
-Terminal tips: inside tmux set `set -sg escape-time 10` (escape feels slow otherwise)
-and `set -g mouse on` for clicks.  Everything works without a mouse and without colour.
+In tmux: `set -sg escape-time 10` (escape is slow otherwise) and
+`set -g mouse on` for clicks. Everything works without mouse or colour.
 """
 
 
