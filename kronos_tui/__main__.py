@@ -1,4 +1,4 @@
-"""``kronos-tui [PRESET_OR_RUN]``: open the cockpit.
+"""Open the kronos-tui cockpit: presets, checklist, launch, live monitor, runs, advisor.
 
 With a preset name (or file) it is selected; with a run id (or ``last``) the
 monitor attaches to it; with nothing, a run still going from an earlier session

@@ -115,3 +115,57 @@ async def test_inside_tmux_at_80x23_the_controls_and_footer_stay_on_screen(make_
             assert text.rstrip("\n").split("\n")[-1].startswith("l Log-y")       # the footer is the last row
             assert await pilot.click("#btn-early-stop")
             await wait_for(pilot, lambda: (run.requests_dir / "early_stop.json").exists(), what="early stop request")
+
+
+class FakeLaunchError(Exception):
+    def __init__(self, problems):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+async def test_launch_dialog_shows_the_launchers_problems_and_starts_nothing(make_app, services):
+    seen = []
+
+    def refuse(preset, logs_dir, **options):
+        seen.append((preset, options))
+        raise FakeLaunchError(["data.data_path: /nope.csv does not exist", "2 GPUs requested, 0 present"])
+
+    services.launch = refuse
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_text(pilot, "preset demo")
+        await pilot.press("l")
+        await wait_text(pilot, "Launch preset demo")
+        await pilot.press("t")                                   # tokenizer off
+        app.screen.query_one("#gpus").value = "2"
+        assert await pilot.click("#launch")
+        text = await wait_text(pilot, "nothing was started")
+        assert "/nope.csv does not exist" in text and "2 GPUs requested" in text
+        assert seen == [("demo", {"num_gpus": 2, "skip_tokenizer": True, "skip_basemodel": False,
+                                  "skip_existing": False})]
+        assert app.attached_run is None
+
+
+async def test_a_launch_moves_the_app_to_the_monitor(make_app, services):
+    def start(preset, logs_dir, **options):
+        return write_run(logs_dir, RunSpec(finish=False, state="running", stop_at={"tokenizer": 20}))
+
+    services.launch = start
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_text(pilot, "preset demo")
+        await pilot.press("l")
+        await wait_text(pilot, "Launch preset demo")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: app.current_mode == "monitor" and app.snapshot is not None)
+        await wait_text(pilot, "tokenizer loss")
+
+
+async def test_launching_a_preset_with_errors_is_refused_before_the_dialog(make_app, services):
+    (services.user_presets_dir / "bad.yaml").write_text("extends: demo\ntraining:\n  batch_size: 0\n")
+    app = make_app("bad")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_text(pilot, "preset bad")
+        await pilot.press("l")
+        await wait_text(pilot, "batch_size")
+        assert "Launch preset" not in screen_text(app)
