@@ -108,7 +108,15 @@ def _edges(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def scan_run(run: RunFolder, parents: dict[str, KronosConfig], now: float) -> RunRow:
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return -1
+
+
+def scan_run(run: RunFolder, parents: dict[str, KronosConfig], now: float,
+             diff_cache: dict[str, tuple[int, str, list[tuple[str, Any, Any]]]] | None = None) -> RunRow:
     row = RunRow(run)
     status = run.read_status()
     row.preset = run.preset_name() or str(status.get("preset") or "")
@@ -129,6 +137,13 @@ def scan_run(run: RunFolder, parents: dict[str, KronosConfig], now: float) -> Ru
     ended = now if row.alive else (status.get("updated_at") or (summary.last_t if summary else None))
     if isinstance(started, (int, float)) and isinstance(ended, (int, float)):
         row.duration_s = max(0.0, ended - started)
+    # The config of a run does not change: parse and diff it once per mtime
+    # (the table refreshes every few seconds and may list hundreds of runs).
+    stamp = _mtime_ns(run.config_path)
+    cached = diff_cache.get(run.run_id) if diff_cache is not None else None
+    if cached is not None and cached[0] == stamp:
+        row.parent, row.diffs = cached[1], cached[2]
+        return row
     cfg, parent = config_of_run(run)
     row.parent = parent
     if cfg is not None:
@@ -136,6 +151,8 @@ def scan_run(run: RunFolder, parents: dict[str, KronosConfig], now: float) -> Ru
             row.diffs = differences(parent_config(parent, parents), cfg)
         except Exception:               # a parent preset deleted or broken since
             row.diffs = []
+    if diff_cache is not None:
+        diff_cache[run.run_id] = (stamp, row.parent, row.diffs)
     return row
 
 
@@ -171,6 +188,8 @@ class RunsScreen(KronosScreen):
         super().__init__()
         self.rows: list[RunRow] = []
         self.marked: list[str] = []
+        self._parents: dict[str, KronosConfig] = {}
+        self._diffs: dict[str, tuple[int, str, list[tuple[str, Any, Any]]]] = {}
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
@@ -201,12 +220,11 @@ class RunsScreen(KronosScreen):
     @work(thread=True, exclusive=True, group="runs-scan", exit_on_error=False)
     def scan(self) -> None:
         app = self.kapp
-        parents: dict[str, KronosConfig] = {}
         now = app.services.clock()
         rows = []
         for run in list_runs(app.services.logs_dir):
             try:
-                rows.append(scan_run(run, parents, now))
+                rows.append(scan_run(run, self._parents, now, self._diffs))
             except Exception as exc:       # one broken folder must not hide the others
                 rows.append(RunRow(run, state="unreadable", message=f"{type(exc).__name__}: {exc}"))
         self.post_message(RunsListed(rows))
@@ -340,6 +358,8 @@ class RunsScreen(KronosScreen):
             self.kapp.resume(row.run)
 
     def action_refresh(self) -> None:
+        self._parents.clear()              # presets may have been edited since
+        self._diffs.clear()
         self.scan()
 
     def run_changed(self) -> None:
