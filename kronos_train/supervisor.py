@@ -242,8 +242,7 @@ class Supervisor:
                 continue
             if self.abort_requested():
                 return "aborted"
-            stop = self.run.pending_request("stop")
-            if stop is not None and not stop.get("stage"):     # one aimed at a stage lets it start
+            if self.run.pending_request("stop") is not None:   # arrived while no stage was running
                 return "stopped"
             outcome = self.run_stage(stage)
             self.run.clear_request("early_stop")        # a late one was meant for this stage

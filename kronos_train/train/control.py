@@ -3,9 +3,10 @@
 The TUI and the CLI write ``requests/<kind>.json`` into the run folder.  Rank 0
 looks once per optimizer step (one ``listdir``); its finding is shared with
 one all-reduce, so every rank acts after the very same step and nobody is
-left waiting in a collective.  A request aimed at another stage (its
+left waiting in a collective.  An early stop aimed at another stage (its
 ``stage`` field) is ignored, so a late "early stop" for the tokenizer never
-cuts the basemodel stage short.
+cuts the basemodel stage short; stop and abort concern the whole run, so
+their ``stage`` (what the sender saw) does not matter.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class StopPoller:
             if f"{kind}.json" not in names:
                 continue
             request = self.run.pending_request(kind) or {}
-            if request.get("stage") not in (None, self.stage):
+            if kind == "early_stop" and request.get("stage") not in (None, self.stage):
                 continue
             code = max(code, ACTIONS.index(kind))
             self.source = request.get("source") or self.source

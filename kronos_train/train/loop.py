@@ -275,6 +275,7 @@ class StageRunner:
         self.started = time.time()
         self.resumed_from: int | None = None
         self.has_val = s.val_sampler.num_batches(0) > 0
+        self.ending: str | None = None        # set while the stage saves on its way out (early stop)
 
     # ------------------------------------------------------------ state
     def train_state(self) -> dict[str, Any]:
@@ -287,7 +288,7 @@ class StageRunner:
             "accumulation_steps": s.accumulation, "global_batch": s.global_batch,
             "config_hash": config_hash(s.cfg), "config": to_dict(s.cfg),
             "early_stopping": self.early.state_dict(), "elapsed_s": round(self.elapsed(), 3),
-            "torch": torch.__version__, **s.extra_state,
+            "torch": torch.__version__, "ending": self.ending, **s.extra_state,
         }
 
     def trainer_state(self) -> dict[str, Any]:
@@ -310,6 +311,7 @@ class StageRunner:
         self.progress = Progress(int(ts["step"]), int(ts["epoch"]), int(ts["batch_in_epoch"]),
                                  float(ts.get("elapsed_s", 0.0)))
         self.resumed_from = self.progress.step
+        self.ending = ts.get("ending")
         checkpoint.restore_rng(ckpt.rank_state["rng"])   # last: building the models consumed random numbers
 
     def elapsed(self) -> float:
@@ -420,9 +422,14 @@ class StageRunner:
             self.save_last()
             return self.end("stopped", f"stopped on request at step {p.step}; resumable")
         self.log_window()                           # early stop: the stage is over, flush its last points
+        self.ending = "early_stop_request"          # a kill before stage_end must not revive the stage
         self.save_last()
         if self.s.dist.is_main:
             self.s.run.clear_request("early_stop")
+        return self.early_stop_on_request()
+
+    def early_stop_on_request(self) -> str:
+        p = self.progress
         self.emit("early_stop", step=p.step, reason="request", patience=self.early.patience,
                   bad_evals=self.early.bad_evals, best_val_loss=self.early.best_or_none)
         return self.end("early_stopped", f"early stop requested at step {p.step}")
@@ -445,6 +452,10 @@ class StageRunner:
             self.restore(ckpt)
         p = self.progress
         self.emit_stage_start()
+        if self.ending == "early_stop_request":     # killed while ending early: finish the ending
+            return self.early_stop_on_request()
+        if ckpt is not None and self.early.should_stop:
+            return self.early_stop_on_patience()
         if ckpt is None and self.evaluate(baseline=True):
             return self.early_stop_on_patience()
         every = s.cfg.training.checkpoint_every_steps
@@ -452,7 +463,7 @@ class StageRunner:
         while p.epoch < s.epochs:
             micro_total = s.steps_per_epoch * s.accumulation
             batches = s.sampler.batches(p.epoch, start_batch=p.batch_in_epoch)[: micro_total - p.batch_in_epoch]
-            feed = Prefetcher(s.train_set, batches, s.dist.device, depth=max(2, s.cfg.training.num_workers))
+            feed = Prefetcher(s.train_set, batches, s.dist.device, depth=s.cfg.training.num_workers)
             try:
                 for _ in range(len(batches) // s.accumulation):
                     wait_before = feed.wait_s

@@ -94,7 +94,7 @@ def test_requests_are_seen_with_priority_and_stage_targeting(tmp_path):
     assert poller.poll() is None
     run.request("early_stop", source="tui", stage="basemodel")
     assert poller.poll() == "early_stop" and poller.source == "tui"
-    run.request("stop", source="cli")
+    run.request("stop", source="tui", stage="tokenizer")          # stop is for the whole run
     assert poller.poll() == "stop"
     run.clear_request("stop")
     run.clear_request("early_stop")

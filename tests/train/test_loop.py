@@ -34,6 +34,20 @@ def test_early_stopping_fires_after_patience_bad_evaluations(tmp_path):
     end = events(run, "stage_end")[0]
     assert end["status"] == "early_stopped" and end["best_val_loss"] == vals[0]["val_loss"]
     assert validate_story(events(run)) == []
+    # Killed after the last checkpoint but before stage_end: a resume ends it the same way.
+    assert run_stage(run, load_run_config(run), "tokenizer", 1, DistEnv()) == "early_stopped"
+    assert not [r for r in events(run, "val") if r["attempt"] == 1]          # no more training
+    assert {r["step"] for r in events(run, "step") if r["attempt"] == 1} <= {end["step"]}
+
+
+def test_a_stage_killed_while_ending_on_an_early_stop_request_does_not_come_back(tmp_path):
+    run = create_run(write_preset(tmp_path), tmp_path / "logs", num_gpus=1, skip_basemodel=True)
+    run.request("early_stop", source="test", stage="tokenizer")
+    cfg = load_run_config(run)
+    assert run_stage(run, cfg, "tokenizer", 0, DistEnv()) == "early_stopped"
+    assert run.pending_request("early_stop") is None
+    assert run_stage(run, cfg, "tokenizer", 1, DistEnv()) == "early_stopped"
+    assert not [r for r in events(run, "step") if r["attempt"] == 1]
 
 
 def test_accumulation_counts_micro_batches_and_requests_are_acted_on_at_the_next_step(tmp_path):
