@@ -82,12 +82,26 @@ def absolute_paths(cfg: KronosConfig, base: Path) -> None:
             setattr(obj, name, str((base / value).resolve()) + ("/" if value.endswith("/") else ""))
 
 
-def data_cache_dir(run: RunFolder) -> Path:
-    """``KRONOS_CACHE_DIR``, else ``.kronos-cache/data`` beside the logs folder."""
+def data_cache_dir(logs_dir: Path) -> Path:
+    """``KRONOS_CACHE_DIR``, else ``.kronos-cache`` beside the logs folder (the data
+    pipeline keeps its entries in ``<cache>/data``).  The launcher's data check
+    fills it, so the stages' ranks find the parsed file there."""
     configured = os.environ.get("KRONOS_CACHE_DIR")
     if configured:
         return Path(configured).expanduser()
-    return run.path.resolve().parent.parent / ".kronos-cache" / "data"
+    return Path(logs_dir).resolve().parent / ".kronos-cache"
+
+
+def data_fingerprint(cfg: KronosConfig) -> dict[str, Any] | None:
+    """Size and sampled content hash of the data file (mtime left out: regenerated
+    synthetic data is the same data)."""
+    from .data.cache import file_fingerprint
+
+    try:
+        found = file_fingerprint(cfg.data.data_path)
+    except OSError:
+        return None
+    return {"size": found["size"], "sample_hash": found["sample_hash"]}
 
 
 def ensure_synthetic(cfg: KronosConfig) -> bool:
@@ -193,7 +207,7 @@ def launch_problems(cfg: KronosConfig, logs_dir: Path, allow_multinode: bool = F
     if Path(cfg.data.data_path).is_file():
         from .data import inspect_data
 
-        report = inspect_data(data_spec(cfg))
+        report = inspect_data(data_spec(cfg), data_cache_dir(logs_dir))
         results.append(check_data(cfg, report))
     results += [check_output(cfg, logs_dir), check_disk(cfg, logs_dir), check_batch_and_time(cfg, report)]
     if not allow_multinode:
@@ -348,6 +362,9 @@ def resume_problems(run: RunFolder) -> list[str]:
         saved = read_json(run.checkpoint_dir(stage, "last") / "train_state.json")
         if not saved:
             continue
+        if saved.get("data_file") and saved["data_file"] != data_fingerprint(cfg):
+            problems.append(f"{stage}: {cfg.data.data_path} is not the file the checkpoint was trained on "
+                            "(missing or changed): the windows would differ. Put the original back or start a new run")
         if saved.get("world_size") != world_size(cfg):
             problems.append(
                 f"{stage}: the checkpoint was taken with {saved.get('world_size')} process(es), the run's config now "

@@ -27,7 +27,7 @@ import torch
 from ..architectures import resolve_architecture
 from ..config import KronosConfig
 from ..events import EventWriter, NullWriter
-from ..launch import basemodel_tokenizer, data_cache_dir, load_run_config, official_best_model
+from ..launch import basemodel_tokenizer, data_cache_dir, data_fingerprint, load_run_config, official_best_model
 from ..model import (build_predictor, build_tokenizer, check_pair, load_predictor, load_tokenizer, predictor_loss,
                      set_gradient_checkpointing, tokenizer_loss, tokenizer_val_loss)
 from ..model.checkpoint import read_config
@@ -74,7 +74,7 @@ def load_data(cfg: KronosConfig, run: RunFolder, dist: DistEnv) -> Any:
     from ..checks.pre import data_spec
     from ..data import prepare_data
 
-    spec, cache = data_spec(cfg), data_cache_dir(run)
+    spec, cache = data_spec(cfg), data_cache_dir(run.path.parent)
     prepared = prepare_data(spec, cache) if dist.is_main else None
     dist.barrier()
     if prepared is None:
@@ -152,7 +152,7 @@ def build_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist
                 ckpt: checkpoint.LastCheckpoint | None, writer: Any) -> Stage:
     t = cfg.training
     torch.manual_seed(t.seed)              # the same initial weights on every rank
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"data_file": data_fingerprint(cfg)}
     if name == "tokenizer":
         model = load_tokenizer(ckpt.path) if ckpt else initial_tokenizer(cfg)
         lr, clip, betas = t.tokenizer_learning_rate, t.tokenizer_grad_clip, OFFICIAL_TOKENIZER_BETAS

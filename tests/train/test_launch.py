@@ -10,7 +10,7 @@ import yaml
 
 from kronos_train.cli import main as cli
 from kronos_train.config import config_hash, to_dict
-from kronos_train.launch import (LaunchError, basemodel_tokenizer, create_run, load_run_config,
+from kronos_train.launch import (LaunchError, basemodel_tokenizer, create_run, data_fingerprint, load_run_config,
                                  official_best_model, resume_problems, skip_reason)
 from kronos_train.runfolder import RunFolder
 
@@ -123,6 +123,22 @@ def test_resume_refuses_what_breaks_exactness(tmp_path):
     text = "\n".join(resume_problems(run))
     assert "taken with 2 process(es)" in text and "tokenizer_learning_rate: 0.002 -> 0.01" in text
     assert cli(["resume", str(run.path)]) == 2
+
+
+def test_resume_refuses_a_changed_data_file(tmp_path):
+    import json
+
+    run = create_run(write_preset(tmp_path), tmp_path / "logs")
+    fake_checkpoint(run, "tokenizer", world_size=2)
+    state_path = run.checkpoint_dir("tokenizer", "last") / "train_state.json"
+    state = json.loads(state_path.read_text())
+    state["data_file"] = data_fingerprint(load_run_config(run))
+    state_path.write_text(json.dumps(state))
+    run.write_status(state="stopped")
+    assert resume_problems(run) == []
+    with open(tmp_path / "data" / "tiny.csv", "a") as fh:
+        fh.write("\n")
+    assert any("is not the file the checkpoint was trained on" in p for p in resume_problems(run))
 
 
 def test_resume_refuses_running_and_completed_runs(tmp_path):
