@@ -170,13 +170,18 @@ def basemodel_tokenizer(cfg: KronosConfig, run: RunFolder | None = None) -> Path
 # --------------------------------------------------------------------------- validation
 
 def _model_problems(cfg: KronosConfig, stages: list[str]) -> list[str]:
-    from .checks.pre import model_configs
+    """Model folders or architectures the planned stages start from, and whether they fit."""
+    from .checks.pre import check_model_paths, model_configs
 
-    _, _, problems = model_configs(cfg)
-    kinds = {"tokenizer": "tokenizer", "basemodel": "predictor"}
-    wanted = [kinds[s] for s in stages]
-    out = [p for p in problems if any(f"_{k}" in p or f".{k}" in p or f"the {k} " in p for k in wanted)]
-    if "basemodel" in stages and "tokenizer" not in stages and basemodel_tokenizer(cfg) is None:
+    if stages == list(STAGES):               # both networks are needed: also check they fit together
+        result = check_model_paths(cfg)
+        if result.status != "error":
+            return []
+        return [f"{result.title}: {result.detail}"] + [f"  {item}" for item in result.items]
+    _, _, problems = model_configs(cfg)      # one stage: only its network matters
+    kind = "tokenizer" if stages == ["tokenizer"] else "predictor"
+    out = [p for p in problems if f"_{kind}" in p or f".{kind}" in p or f"the {kind} " in p]
+    if stages == ["basemodel"] and basemodel_tokenizer(cfg) is None:
         out.append("the basemodel stage needs a trained tokenizer, but stage 1 is skipped and none was found: set "
                    "model_paths.finetuned_tokenizer (or base_path, where stage 1 exports best_model) or "
                    "model_paths.pretrained_tokenizer to a model folder")

@@ -49,6 +49,10 @@ def test_bad_data_and_missing_models_launch_nothing(tmp_path):
     with pytest.raises(LaunchError) as err:
         create_run(nomodel, logs)
     assert any("nowhere" in p for p in err.value.problems)
+    mismatch = write_preset(tmp_path, "mismatch", architecture={"predictor": "Kronos-mini"})
+    with pytest.raises(LaunchError) as err:
+        create_run(mismatch, logs)
+    assert any("bits" in p for p in err.value.problems)       # 6-bit tokenizer, 10-bit predictor
     assert runs_in(logs) == []
 
 
