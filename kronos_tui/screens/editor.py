@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -25,7 +25,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane, TextArea
 
 from kronos_train.config import (ConfigError, ConfigProblem, KronosConfig, PresetInfo, diff, errors_of, field_paths,
-                                 from_dict, load_raw_chain, merge, merged_raw, parse_yaml, dump_yaml, read_yaml,
+                                 from_dict, load_raw_chain, merge, merged_raw, parse_yaml, dump_yaml,
                                  save_preset, validate_raw)
 
 from .dialogs import ConfirmDialog, PromptDialog

@@ -18,7 +18,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, ContentSwitcher, Log, Static
 
-from ..series import fmt_duration
 from ..widgets.panels import GpuPanel, RunFacts, StageProgress
 from ..widgets.plots import LossPlot, LrPlot
 from .base import KronosScreen
@@ -275,7 +274,3 @@ class MonitorScreen(KronosScreen):
 
         self.app.push_screen(PickDialog("Overlay another run's curves", options,
                                         "drawn dim over this run's loss, same stage"), chosen)
-
-
-def eta_text(seconds: float | None) -> str:
-    return fmt_duration(seconds)

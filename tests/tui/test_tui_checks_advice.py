@@ -1,15 +1,14 @@
 """The during/after checklist lines and the advisor's FAQ rules, as pure functions."""
 from __future__ import annotations
 
-import math
 import random
 
 import pytest
 
 from kronos_train.advisor import diagnose, suggested_preset, write_suggested_preset
 from kronos_train.checks import CheckResult
-from kronos_train.checks.run import (after_checks, check_gpu_utilisation, check_log_fresh, check_loss_falling,
-                                     check_model_loads, check_models_saved, check_no_oom, check_val_beats_baseline,
+from kronos_train.checks.run import (check_gpu_utilisation, check_log_fresh, check_loss_falling,
+                                     check_model_loads, check_models_saved, check_no_oom,
                                      check_val_falling, parse_check_output, run_checks, summarize)
 from kronos_train.config import KronosConfig, load_preset, load_preset_strict
 from kronos_tui.synthetic import RunSpec, write_run

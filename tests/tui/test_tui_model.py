@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kronos_train.events import EventWriter, encode
-from kronos_train.runfolder import RunFolder
 from kronos_tui import follow
 from kronos_tui.follow import RunFollower, View, sample_overview
 from kronos_tui.runstate import RunState

@@ -1,9 +1,7 @@
 """The monitor: live panels, view keys, GPUs, controls, resume, overlay."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from fake_nvml import FakeGpu, FakeNvml
+from fake_nvml import FakeNvml
 
 from kronos_train.runfolder import COMMIT_MARKER
 from kronos_tui.synthetic import LiveRun, RunSpec, write_run

@@ -1,8 +1,6 @@
 """Presets and the editor: switch, new, edit (form and YAML), save-as, diff, import."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import yaml
 
 from kronos_tui.screens.editor import PresetEditor
@@ -230,5 +228,6 @@ async def test_broken_yaml_in_a_preset_folder_is_a_message_not_a_traceback(make_
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_text(pilot, "preset demo")
         await open_list(pilot, "broken")
-        text = await wait_text(pilot, "error(s)")
-        assert "line 2, column 1" in text
+        await wait_text(pilot, "error(s)")
+        detail = str(app.screen.query_one("#preset-detail").render())
+        assert "line 2, column 1" in detail and "fix the YAML syntax" in detail
