@@ -2,10 +2,11 @@
 after a stop and after SIGKILL, early stop, abort, a killed worker, --skip-existing."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
-import json
+import time
 
 import pytest
 
@@ -110,9 +111,12 @@ def test_early_stop_request_ends_the_stage_and_the_pipeline_goes_on(workspace):
     assert train_state["tokenizer_path"] == str(run.checkpoint_dir("tokenizer", "best"))
 
 
-def test_abort_ends_the_run_aborted_and_never_failed(workspace):
+def test_a_hangup_does_not_stop_the_run_and_abort_ends_it_aborted_never_failed(workspace):
     run = start(workspace)
     wait_until(lambda: events(run, "step", "tokenizer"), what="a tokenizer step")
+    os.kill(run.read_status()["pid"], signal.SIGHUP)         # the terminal that started it closes
+    time.sleep(0.5)
+    assert run.is_alive() and run.read_status()["state"] == "running"
     run.request("abort", source="test")
     assert wait_finished(run) == "aborted"
     assert not events(run, "error")
