@@ -43,3 +43,24 @@ def test_cli_help_does_not_import_torch():
     code = "import sys; from kronos_train.cli import main; main(['presets']); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+def test_check_run_judges_a_run_folder(logs_dir, capsys):
+    from kronos_train.events import EventWriter, SCHEMA_VERSION
+
+    run = logs_dir / "20260101-000000-demo"
+    run.mkdir()
+    (run / "config.yaml").write_text("{}\n")
+    with EventWriter(run / "events.jsonl") as w:
+        w.emit("run_start", schema=SCHEMA_VERSION, run_id=run.name, preset="demo", stages=["tokenizer"], world_size=1, attempt=0)
+        w.emit("stage_start", stage="tokenizer", attempt=0, epochs=2, steps_per_epoch=4, total_steps=8, world_size=1)
+        for step in range(1, 9):
+            w.emit("step", stage="tokenizer", attempt=0, step=step, epoch=step / 4, loss=1.0 / step, lr=1e-3)
+        w.emit("stage_end", stage="tokenizer", status="completed")
+        w.emit("run_end", status="completed")
+    assert main(["check", "--run", "last", "--json"]) == 1          # finished, but no best/ model saved
+    results = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert results["run.models_saved"]["status"] == "error"
+    assert results["run.model_loads"]["status"] == "error"
+    assert results["run.forecast_vs_baselines"]["status"] == "pending"
+    assert main(["check", "--run", "nothing"]) == 2

@@ -87,3 +87,11 @@ def test_tail_sees_every_record_whatever_the_chunking(tmp_path_factory, cuts):
             pos += cut
             seen += tail.read_new()
     assert [r["message"] for r in seen] == [f"m{i}" for i in range(30)]
+
+
+def test_an_evaluation_may_follow_the_end_of_the_run(tmp_path):
+    records = [E.make_record(event, **fields) for event, fields in story()]
+    records.append(E.make_record("eval", horizon=30, metrics={"model": {"direction_accuracy": 0.6}}))
+    assert E.validate_story(records) == []
+    records.append(E.make_record("step", stage="tokenizer", attempt=0, step=9, epoch=1.0, loss=1.0, lr=1e-3))
+    assert "the last record is not run_end" in E.validate_story(records)

@@ -1,4 +1,4 @@
-"""Run the pre-training checklist (config, data, models, GPUs, disk, batch) for a preset."""
+"""Run the checklist: before training for a preset, or during/after for a run (--run)."""
 from __future__ import annotations
 
 import argparse
@@ -13,8 +13,11 @@ from ..runfolder import logs_dir_from_env
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", required=True, metavar="PRESET_OR_FILE",
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--config", "-c", metavar="PRESET_OR_FILE",
                         help="preset name (see `kronos-train presets`) or a YAML file such as kaggle_config.yaml")
+    target.add_argument("--run", metavar="RUN", help="a run id, folder or `last`: the during/after lines, "
+                        "with its best models loaded and forecasting one window (imports torch)")
     parser.add_argument("--logs", type=Path, default=None, help="logs folder the run would use (default ./logs)")
     parser.add_argument("--models", action="store_true", help="also load the networks (imports torch; slower)")
     parser.add_argument("--only", choices=("config", "models"), default=None,
@@ -23,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.run:
+        return check_run(args)
     cfg, problems = load_preset(args.config)
     logs_dir = args.logs or logs_dir_from_env()
     if args.only == "config":
@@ -35,6 +40,21 @@ def main(args: argparse.Namespace) -> int:
         results = [check_config(cfg, problems)]   # the file itself is unusable: nothing else makes sense
     else:
         results = run_pre_checks(cfg, logs_dir=logs_dir, problems=problems, include_models=args.models)
+    emit(results, args.json)
+    return 1 if has_errors(results) else 0
+
+
+def check_run(args: argparse.Namespace) -> int:
+    from ..checks.run import run_checks
+    from ..evaluate import check_forecast_vs_baselines, check_inference
+    from ..runfolder import find_run
+
+    try:
+        run = find_run(args.run, args.logs or logs_dir_from_env())
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    results = run_checks(run, model_check=[check_inference(run)]) + [check_forecast_vs_baselines(run)]
     emit(results, args.json)
     return 1 if has_errors(results) else 0
 
