@@ -15,7 +15,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, ContentSwitcher, Log, Static
 
 from ..widgets.panels import GpuPanel, RunFacts, StageProgress
@@ -51,8 +51,9 @@ class MonitorScreen(KronosScreen):
             with ContentSwitcher(initial="loss-view", id="views"):
                 yield LossPlot(id="loss-view")
                 yield LrPlot(id="lr-view")
-                yield GpuPanel(detailed=True, id="gpu-view")
-            with Vertical(id="monitor-side"):
+                with VerticalScroll(id="gpu-view"):          # 8 GPUs x 4 lines do not fit 80x24
+                    yield GpuPanel(detailed=True, id="gpu-detail")
+            with VerticalScroll(id="monitor-side"):
                 yield RunFacts(id="facts")
                 yield GpuPanel(id="gpu-compact")
         yield Log(max_lines=200, id="log-tail")
@@ -136,7 +137,7 @@ class MonitorScreen(KronosScreen):
         elif current == "lr-view":
             self.query_one(LrPlot).show(snap)
         else:
-            self.query_one("#gpu-view", GpuPanel).show(snap, ascii_only)
+            self.query_one("#gpu-detail", GpuPanel).show(snap, ascii_only)
         self.query_one("#gpu-compact", GpuPanel).show(snap, ascii_only)
         if snap.log_version != self._log_version:
             self._log_version = snap.log_version

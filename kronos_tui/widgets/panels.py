@@ -131,7 +131,7 @@ class GpuPanel(Static):
             else:
                 style = "yellow" if util is not None and util < 80 else ""
                 text.append(f"{label:<2} {util_txt:>4} ", style=style)
-                text.append(sparkline(g.util, 6, 0, 100, ascii_only))
+                text.append(sparkline(g.util, 5, 0, 100, ascii_only))
                 text.append(f" {_mem(used)}/{_mem(g.mem_total_mb)}G {power_txt}\n")
         if snap.gpu_reason and snap.gpu_state != "none":
             text.append(f"{snap.gpu_reason}\n", style="yellow")
