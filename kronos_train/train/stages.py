@@ -49,12 +49,11 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------- process set-up
 
 def die_with_parent() -> None:
-    """A worker whose torchrun died (killed with the supervisor) must not train on alone."""
+    """A worker whose torchrun died (killed with the supervisor) must not train on alone.
+    (Had torchrun died before this call, the c10d store it hosts is gone and joining fails.)"""
     from ..supervisor import set_parent_death_signal
 
     set_parent_death_signal(signal.SIGKILL)
-    if os.getppid() == 1:
-        sys.exit(1)
 
 
 def seed_everything(seed: int) -> None:

@@ -168,3 +168,17 @@ def _environ(pid: int) -> bytes:
             return b"\0" + fh.read()
     except OSError:
         return b""
+
+
+def test_a_rank_that_raises_reports_its_own_cause(tmp_path):
+    """The data file breaks after the launch check: rank 0's DataError becomes the error event."""
+    preset = write_preset(tmp_path)
+    run = create_run(preset, tmp_path / "logs", num_gpus=1)
+    (tmp_path / "data" / "tiny.csv").write_text("timestamps,open,high,low,close\n2024-01-02,1,2,0.5,x\n")
+    start_supervisor(run)
+    assert wait_finished(run) == "failed"
+    error = events(run, "error")[-1]
+    assert error["kind"] == "data" and error["stage"] == "tokenizer" and error["rank"] == 0
+    assert "tiny.csv" in error["message"]
+    assert (run.path / "failures" / "tokenizer.attempt0.rank0.json").is_file()
+    assert validate_story(events(run)) == []             # no stage_start, so no stage_end either
