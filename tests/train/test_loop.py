@@ -76,3 +76,30 @@ def test_status_shows_the_table_and_the_details(tmp_path, capsys):
     assert cli(["status", run.run_id, "--logs", logs, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["stages"]["tokenizer"]["status"] == "completed"
     assert cli(["stop", run.run_id, "--logs", logs]) == 1            # not running: nothing to stop
+
+
+def test_fine_tuning_starts_from_pretrained_folders(tmp_path):
+    """pre_trained: true loads model_paths.pretrained_* (official layout), both stages in-process."""
+    import torch
+
+    from kronos_train.architectures import resolve_architecture
+    from kronos_train.model import build_predictor, build_tokenizer, load_tokenizer, save_pretrained
+
+    torch.manual_seed(1)
+    save_pretrained(build_tokenizer(resolve_architecture("tiny-tokenizer")), tmp_path / "pre-tok")
+    save_pretrained(build_predictor(resolve_architecture("tiny-predictor")), tmp_path / "pre-pred")
+    preset = write_preset(tmp_path, experiment={"pre_trained": True}, architecture={"tokenizer": "", "predictor": ""},
+                          model_paths={"pretrained_tokenizer": str(tmp_path / "pre-tok"),
+                                       "pretrained_predictor": str(tmp_path / "pre-pred")},
+                          training={"tokenizer_epochs": 1, "basemodel_epochs": 1, "train_windows_per_epoch": 64})
+    run = create_run(preset, tmp_path / "logs", num_gpus=1)
+    cfg = load_run_config(run)
+    start = load_tokenizer(tmp_path / "pre-tok").state_dict()
+    assert run_stage(run, cfg, "tokenizer", 0, DistEnv()) == "completed"
+    baseline = events(run, "val", "tokenizer")[0]
+    tuned = load_tokenizer(run.checkpoint_dir("tokenizer", "best")).state_dict()
+    assert any(not torch.equal(start[k], tuned[k]) for k in start)       # it trained from those weights
+    assert run_stage(run, cfg, "basemodel", 0, DistEnv()) == "completed"
+    state = json.loads((run.checkpoint_dir("basemodel", "last") / "train_state.json").read_text())
+    assert state["tokenizer_path"] == str(run.checkpoint_dir("tokenizer", "best"))
+    assert baseline["baseline"] and events(run, "stage_end", "basemodel")[0]["status"] == "completed"
