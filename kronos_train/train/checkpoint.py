@@ -28,7 +28,7 @@ import torch
 
 from ..model import save_pretrained
 from ..runfolder import RunFolder
-from .commit import aside_dir, commit_dir, fsync_file, recover
+from .commit import aside_dir, aside_path, commit_dir, fsync_file, recover
 from .distributed import DistEnv
 
 TRAIN_STATE = "train_state.json"
@@ -77,7 +77,7 @@ def save_last(run: RunFolder, stage: str, dist: DistEnv, *, model: torch.nn.Modu
     """Collective: every rank calls it at the same step."""
     final = run.checkpoint_dir(stage, "last")
     step = int(train_state["step"])
-    tmp = final.parent / f".last.tmp-{step}"
+    tmp = aside_path(final.parent, "last", step)
     if dist.is_main:
         aside_dir(final.parent, "last", step)
     dist.barrier()                                   # the staging folder exists for everyone

@@ -53,9 +53,13 @@ def fsync_tree(path: Path) -> None:
     fsync_dir(path)
 
 
+def aside_path(parent: Path, name: str, step: int) -> Path:
+    return parent / f".{name}.tmp-{step}"
+
+
 def aside_dir(parent: Path, name: str, step: int) -> Path:
     """A fresh, empty staging folder ``.<name>.tmp-<step>/`` next to the target."""
-    tmp = parent / f".{name}.tmp-{step}"
+    tmp = aside_path(parent, name, step)
     if tmp.exists():
         shutil.rmtree(tmp)          # left by a kill during an earlier attempt at this step
     tmp.mkdir(parents=True)

@@ -49,6 +49,11 @@ class StageConfigError(ValueError):
     """The stage cannot run as configured (reported as an ``error`` of kind config)."""
 
 
+def optimizer_steps_per_epoch(sampler: Any, accumulation: int) -> int:
+    """Every rank draws the same number of micro-batches; a tail that fills no whole step is dropped."""
+    return sampler.num_batches(0) // accumulation
+
+
 @dataclass
 class Stage:
     """Everything one stage's loop needs; built by stages.py."""
@@ -80,7 +85,7 @@ class Stage:
 
     @property
     def steps_per_epoch(self) -> int:
-        return self.sampler.num_batches(0) // self.accumulation
+        return optimizer_steps_per_epoch(self.sampler, self.accumulation)
 
     @property
     def total_steps(self) -> int:

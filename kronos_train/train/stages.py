@@ -36,7 +36,7 @@ from . import checkpoint
 from .distributed import DistEnv, init_distributed, shutdown_distributed
 from .failures import classify_exception, write_failure
 from .gpu_sampler import GpuSampler
-from .loop import Stage, StageConfigError, StageRunner
+from .loop import Stage, StageConfigError, StageRunner, optimizer_steps_per_epoch
 from .schedules import LRSchedule
 
 OFFICIAL_TOKENIZER_BETAS = (0.9, 0.999)   # torch's AdamW default, used by the official tokenizer script
@@ -188,7 +188,7 @@ def build_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist
                                   **({"fused": True} if fused else {}))
     train_sampler, val_sampler = samplers(cfg, prepared, dist, name)
     epochs = t.tokenizer_epochs if name == "tokenizer" else t.basemodel_epochs
-    total_steps = epochs * (train_sampler.num_batches(0) // t.accumulation_steps)
+    total_steps = epochs * optimizer_steps_per_epoch(train_sampler, t.accumulation_steps)
     schedule = LRSchedule(optimizer, t.scheduler, total_steps, lr)
     scaler = torch.amp.GradScaler(dist.device.type, enabled=t.precision == "fp16")
     return Stage(name=name, cfg=cfg, run=run, attempt=attempt, dist=dist, model=ddp_model, raw_model=model,
