@@ -26,7 +26,6 @@ of 0 is a hidden bias when many tickers are defaulted.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .calendar import next_trading_days, to_date, trading_days_between
+from .calendar import next_trading_days, trading_days_between
 from .evaluate import ForecastSettings, format_duration, forecast_close, training_majority
 
 DEFAULT_RULES = ("0", "1", "majority")

@@ -37,14 +37,6 @@ def launch_problems(exc: BaseException) -> list[str] | None:
     return [str(p) for p in problems] if isinstance(problems, (list, tuple)) else None
 
 
-def launcher_available() -> tuple[bool, str]:
-    try:
-        import kronos_train.launch  # noqa: F401
-    except ImportError as exc:
-        return False, f"kronos_train.launch is not available ({exc})"
-    return True, ""
-
-
 def _check_subprocess(args: list[str], timeout_s: float = 900.0) -> list[CheckResult]:
     """``kronos-train check ... --json`` in a child process (it may import torch)."""
     from kronos_train.checks.run import parse_check_output

@@ -77,7 +77,6 @@ def write_run(logs_dir: Path, spec: RunSpec | None = None, **overrides: Any) -> 
     stage_status: dict[str, Any] = {}
     with open(run.events_path, "wb") as fh:
         def emit(event: str, **fields: Any) -> None:
-            nonlocal t
             fh.write(encode({"t": round(t, 3), "event": event, **fields}))
 
         emit("run_start", schema=SCHEMA_VERSION, run_id=spec.run_id, preset=spec.preset, stages=list(spec.stages),

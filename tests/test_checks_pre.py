@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from kronos_train.architectures import ARCHITECTURES, count_params
 from kronos_train.checks import has_errors, worst
 from kronos_train.checks import pre

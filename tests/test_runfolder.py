@@ -1,11 +1,8 @@
 """The run folder: ids, status, liveness through the supervisor's lock, requests."""
 from __future__ import annotations
 
-import fcntl
-import os
 import subprocess
 import sys
-import time
 
 import pytest
 

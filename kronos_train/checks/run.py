@@ -566,57 +566,10 @@ def run_checks(run: RunFolder, *, now: float | None = None,
 
 # --------------------------------------------------------------------------- model-load subprocess
 
-def check_best_models(run: RunFolder) -> list[CheckResult]:
-    """Load each stage's ``best/`` folder the way inference would (imports torch:
-    run it in a subprocess, see :func:`model_check_command`)."""
-    from ..model import ModelLoadError, check_pair, load_predictor, load_tokenizer
-
-    title = "The model loads for inference"
-    loaded: dict[str, Any] = {}
-    items, errors = [], []
-    for stage, loader in (("tokenizer", load_tokenizer), ("basemodel", load_predictor)):
-        folder = run.checkpoint_dir(stage, "best")
-        if not folder.is_dir():
-            continue
-        try:
-            model = loader(folder)
-        except ModelLoadError as exc:
-            errors.append(f"{stage}: {exc}")
-            continue
-        model.eval()
-        loaded[stage] = model
-        items.append(f"{stage}: {sum(p.numel() for p in model.parameters()):,} parameters from {folder}")
-    if "tokenizer" in loaded and "basemodel" in loaded:
-        errors += [f"pair: {p}" for p in check_pair(loaded["tokenizer"], loaded["basemodel"])
-                   if getattr(p, "level", "error") == "error"]
-    if errors:
-        return [CheckResult("run.model_loads", title, "error", errors[0],
-                            "the best/ folder is incomplete or does not fit its partner; see the lines below",
-                            phase="after", items=errors + items)]
-    if not loaded:
-        return [CheckResult("run.model_loads", title, "pending", "no best/ model folder yet", phase="after")]
-    return [CheckResult("run.model_loads", title, "ok", f"{len(loaded)} model(s) loaded in eval mode",
-                        phase="after", items=items)]
-
-
-def _cli_has_run_option() -> bool:
-    """Whether ``kronos-train check`` accepts ``--run`` (read from its source, no import)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("kronos_train.commands.check")
-    try:
-        return spec is not None and spec.origin is not None and '"--run"' in Path(spec.origin).read_text()
-    except OSError:
-        return False
-
-
 def model_check_command(run: RunFolder) -> list[str]:
-    """The torch-importing check, run out of process so callers stay light:
-    ``kronos-train check --json --run RUN``, or this module's own entry point
-    while the CLI lacks ``--run``."""
-    if _cli_has_run_option():
-        return [sys.executable, "-m", "kronos_train.cli", "check", "--json", "--run", str(run.path)]
-    return [sys.executable, "-m", "kronos_train.checks.run", "--json", str(run.path)]
+    """The torch-importing check (``evaluate.check_inference``: load the best/
+    folders and forecast one window), run out of process so callers stay light."""
+    return [sys.executable, "-m", "kronos_train.cli", "check", "--json", "--run", str(run.path)]
 
 
 def parse_check_output(stdout: str) -> list[CheckResult]:
@@ -646,34 +599,7 @@ def run_model_check(run: RunFolder, timeout_s: float = 600.0) -> list[CheckResul
                             f"`kronos-train check` exited {proc.returncode}: {' / '.join(tail)[:300]}", phase="after")]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m kronos_train.checks.run [--json] RUN_DIR``: the during/after lines of a run,
-    with the model-load check (imports torch)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m kronos_train.checks.run")
-    parser.add_argument("run", type=Path)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    run = RunFolder(args.run)
-    if not run.path.is_dir():
-        print(f"no run folder {run.path}", file=sys.stderr)
-        return 2
-    results = run_checks(run, model_check=check_best_models(run))
-    if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
-    else:
-        from . import format_results
-
-        print(format_results(results))
-    return 1 if any(r.status == "error" for r in results) else 0
-
-
 __all__ = ["RunSummary", "StageSummary", "summarize", "summarize_run", "during_checks", "after_checks", "run_checks",
            "check_loss_falling", "check_val_falling", "check_gpu_utilisation", "check_no_oom", "check_log_fresh",
            "check_models_saved", "check_val_beats_baseline", "check_model_loads", "model_check_command",
-           "parse_check_output", "run_model_check", "trend_of", "check_best_models", "main"]
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+           "parse_check_output", "run_model_check", "trend_of"]

@@ -101,7 +101,7 @@ def train_tiny_pair(data_path: Path, out_dir: Path, *, tokenizer_steps: int = 30
     return tok_dir, pred_dir, time.time() - started
 
 
-def tiny_config(data_path: Path, **evaluation) -> "KronosConfig":
+def tiny_config(data_path: Path, **evaluation) -> "KronosConfig":  # noqa: F821 (imported inside)
     """The windows the tiny pair was trained on, and quick deterministic sampling."""
     from kronos_train.config import KronosConfig
 

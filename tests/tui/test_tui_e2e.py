@@ -12,11 +12,10 @@ import sys
 import pytest
 
 from kronos_tui.app import KronosApp
-from kronos_tui.services import Services, launcher_available
+from kronos_tui.services import Services
 from tui_helpers import wait_for, wait_text
 
-available, why = launcher_available()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not available, reason=why or "no launcher")]
+pytestmark = pytest.mark.slow
 
 
 def stage_status(app: KronosApp, name: str) -> str:

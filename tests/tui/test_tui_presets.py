@@ -4,7 +4,6 @@ from __future__ import annotations
 import yaml
 
 from kronos_tui.screens.editor import PresetEditor
-from screen_text import screen_text
 from tui_helpers import type_into, wait_for, wait_text
 
 KAGGLE_CONFIG = """\

@@ -3,7 +3,6 @@ capture-pane.  The pane is 80x23: what a 24-row terminal leaves under tmux's
 status line."""
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
