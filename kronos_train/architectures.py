@@ -22,7 +22,7 @@ class Architecture:
     name: str
     kind: Literal["tokenizer", "predictor"]
     config: dict[str, Any]
-    context: int | None          # context length the published model was trained for
+    context: int                 # context length the model was trained for (README model zoo)
     pairs_with: str = ""         # the tokenizer a published predictor was trained with
 
 
@@ -48,10 +48,17 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
     Architecture("Kronos-base", "predictor", _predictor(832, 12, 16, 2048, 10, 0.2, 0.0, 0.2, 0.0), 512,
                  "Kronos-Tokenizer-base"),
     # Tiny networks for the demo preset and the tests: train from scratch on 2 CPU cores.
-    Architecture("tiny-tokenizer", "tokenizer", _tokenizer(48, 4, 96, 3, 6, 4), None),
-    Architecture("tiny-predictor", "predictor", _predictor(64, 2, 4, 128, 6, 0.1, 0.0, 0.1, 0.0), None,
+    Architecture("tiny-tokenizer", "tokenizer", _tokenizer(48, 4, 96, 3, 6, 4), 512),
+    Architecture("tiny-predictor", "predictor", _predictor(64, 2, 4, 128, 6, 0.1, 0.0, 0.1, 0.0), 512,
                  "tiny-tokenizer"),
+    # The tiny networks of the official-baseline timings (reference/official-baselines.md).
+    Architecture("baseline-tiny-tokenizer", "tokenizer", _tokenizer(64, 4, 128, 3, 8, 4), 512),
+    Architecture("baseline-tiny-predictor", "predictor", _predictor(64, 2, 4, 128, 8, 0.2, 0.0, 0.2, 0.0), 512,
+                 "baseline-tiny-tokenizer"),
 )}
+
+# The checkpoints released on the Hugging Face hub (the others are local configurations).
+OFFICIAL_CHECKPOINTS = ("Kronos-Tokenizer-base", "Kronos-Tokenizer-2k", "Kronos-mini", "Kronos-small", "Kronos-base")
 
 
 def kind_of_config(config: dict[str, Any]) -> Literal["tokenizer", "predictor"] | None:

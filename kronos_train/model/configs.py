@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal, NamedTuple
 
+from ..architectures import ARCHITECTURES, OFFICIAL_CHECKPOINTS
+
 from .predictor import PREDICTOR_FIELDS, Kronos, normalize_predictor_config
 from .tokenizer import TOKENIZER_FIELDS, KronosTokenizer, normalize_tokenizer_config
 
@@ -16,50 +18,14 @@ class PublishedConfig(NamedTuple):
     context: int  # context length the model was trained for (README model zoo)
 
 
-def _tokenizer(d_model: int, n_heads: int, ff_dim: int, layers: int, bits: int, group_size: int) -> dict[str, Any]:
-    return dict(
-        d_in=6, d_model=d_model, n_heads=n_heads, ff_dim=ff_dim, n_enc_layers=layers, n_dec_layers=layers,
-        ffn_dropout_p=0.0, attn_dropout_p=0.0, resid_dropout_p=0.0, s1_bits=bits, s2_bits=bits,
-        beta=0.05, gamma0=1.0, gamma=1.1, zeta=0.05, group_size=group_size,
-    )
-
-
-def _predictor(
-    d_model: int, n_layers: int, n_heads: int, ff_dim: int, bits: int, dropouts: tuple[float, float, float, float]
-) -> dict[str, Any]:
-    ffn, attn, resid, token = dropouts
-    return dict(
-        s1_bits=bits, s2_bits=bits, n_layers=n_layers, d_model=d_model, n_heads=n_heads, ff_dim=ff_dim,
-        ffn_dropout_p=ffn, attn_dropout_p=attn, resid_dropout_p=resid, token_dropout_p=token, learn_te=True,
-    )
-
-
-# Sources and parameter-count cross-checks: spec §3.1 and §4.1.
+# One table for the whole project: kronos_train.architectures (light, no torch)
+# also serves the checklist and the TUI.
 PUBLISHED_CONFIGS: dict[str, PublishedConfig] = {
-    "Kronos-Tokenizer-base": PublishedConfig("tokenizer", _tokenizer(256, 4, 512, 4, 10, 4), 512),
-    "Kronos-Tokenizer-2k": PublishedConfig("tokenizer", _tokenizer(256, 4, 512, 4, 10, 5), 2048),
-    "Kronos-mini": PublishedConfig("predictor", _predictor(256, 4, 4, 512, 10, (0.2, 0.0, 0.2, 0.0)), 2048),
-    "Kronos-small": PublishedConfig("predictor", _predictor(512, 8, 8, 1024, 10, (0.25, 0.1, 0.25, 0.1)), 512),
-    "Kronos-base": PublishedConfig("predictor", _predictor(832, 12, 16, 2048, 10, (0.2, 0.0, 0.2, 0.0)), 512),
-    # Small enough to train from scratch on two CPU cores in a demo (same dicts as kronos_train.architectures).
-    "tiny-tokenizer": PublishedConfig("tokenizer", _tokenizer(48, 4, 96, 3, 6, 4), 512),
-    "tiny-predictor": PublishedConfig("predictor", _predictor(64, 2, 4, 128, 6, (0.1, 0.0, 0.1, 0.0)), 512),
-    # The tiny models of the official-baseline timings (reference/official-baselines.md).
-    "baseline-tiny-tokenizer": PublishedConfig("tokenizer", _tokenizer(64, 4, 128, 3, 8, 4), 512),
-    "baseline-tiny-predictor": PublishedConfig("predictor", _predictor(64, 2, 4, 128, 8, (0.2, 0.0, 0.2, 0.0)), 512),
+    name: PublishedConfig(arch.kind, dict(arch.config), arch.context) for name, arch in ARCHITECTURES.items()
 }
-
-# The checkpoints actually released on the Hugging Face hub (the others are local presets).
-OFFICIAL_CHECKPOINTS = ("Kronos-Tokenizer-base", "Kronos-Tokenizer-2k", "Kronos-mini", "Kronos-small", "Kronos-base")
 
 # Which tokenizer each published predictor was trained with (README model zoo).
-PUBLISHED_PAIRS: dict[str, str] = {
-    "Kronos-mini": "Kronos-Tokenizer-2k",
-    "Kronos-small": "Kronos-Tokenizer-base",
-    "Kronos-base": "Kronos-Tokenizer-base",
-    "tiny-predictor": "tiny-tokenizer",
-    "baseline-tiny-predictor": "baseline-tiny-tokenizer",
-}
+PUBLISHED_PAIRS: dict[str, str] = {name: arch.pairs_with for name, arch in ARCHITECTURES.items() if arch.pairs_with}
 
 
 def config_kind(config: dict[str, Any]) -> ModelKind | None:
