@@ -161,7 +161,13 @@ class PresetsScreen(KronosScreen):
         except ConfigError:
             chain = []
         text = describe(info, name, cfg, problems, chain)
-        self.app.call_from_thread(self.query_one("#preset-detail", Static).update, text)
+        self.app.call_from_thread(self._show_detail, name, text)
+
+    def _show_detail(self, name: str, text: str) -> None:
+        # A thread worker cannot be stopped: an older one may finish after a newer
+        # one, so only the detail of the preset still highlighted is shown.
+        if self.highlighted_name() == name:
+            self.query_one("#preset-detail", Static).update(text)
 
     # ---------------------------------------------------------------- actions
     def action_select(self) -> None:
