@@ -27,7 +27,8 @@ def _help_line(name: str) -> str:
 
 
 def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kronos-train", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="kronos-train",
+                                     description="Everything the kronos-tui cockpit does, as commands for scripts and SLURM.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         if importlib.util.find_spec(f"kronos_train.commands.{name}") is None:
