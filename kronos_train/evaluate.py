@@ -34,7 +34,6 @@ inside the functions that run networks.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .checks import CheckResult
+from .events import finite_json
 
 CLOSE = 3                     # column of the close in open, high, low, close, volume, amount
 STD_EPS = 1e-5                # the official normalisation epsilon
@@ -577,7 +577,7 @@ def write_eval(run_dir: Path, result: dict[str, Any], path: Path | None = None) 
     from .runfolder import write_json_atomic
 
     target = Path(path) if path else Path(run_dir) / EVAL_FILE
-    write_json_atomic(target, _finite(result))
+    write_json_atomic(target, finite_json(result))
     with EventWriter(Path(run_dir) / "events.jsonl") as writer:
         writer.emit("eval", horizon=result["horizon"], metrics=result["metrics"], models=result["models"],
                     path=str(target), windows=result["windows"])
@@ -588,19 +588,8 @@ def write_eval_file(path: Path, result: dict[str, Any]) -> Path:
     from .runfolder import write_json_atomic
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(Path(path), _finite(result))
+    write_json_atomic(Path(path), finite_json(result))
     return Path(path)
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: write null, as the events file does."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 TABLE_COLUMNS = (("direction_accuracy", "dir. acc", "{:.1%}"), ("mae_return", "MAE return", "{:.4f}"),

@@ -63,19 +63,19 @@ GPU_FIELDS = frozenset({"index", "name", "util", "mem_used_mb", "mem_total_mb", 
 
 # --------------------------------------------------------------------------- encoding
 
-def _clean(value: Any) -> Any:
+def finite_json(value: Any) -> Any:
     """JSON has no NaN/inf: write them as null so every line stays parseable."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [finite_json(v) for v in value]
     return value
 
 
 def encode(record: dict[str, Any]) -> bytes:
-    record = _clean(record)
+    record = finite_json(record)
     if _orjson is not None:
         return _orjson.dumps(record, option=_orjson.OPT_SERIALIZE_NUMPY) + b"\n"
     return (json.dumps(record, separators=(",", ":")) + "\n").encode()
