@@ -100,6 +100,7 @@ def auto_regressive_inference(
     top_p: float = 0.99,
     sample_count: int = 5,
     generator: torch.Generator | None = None,
+    use_cache: bool = True,
 ) -> np.ndarray:
     """Official autoregressive forecast in normalised units.
 
@@ -107,20 +108,39 @@ def auto_regressive_inference(
     Returns the decoded last min(T0 + pred_len, max_context) positions,
     averaged over the sample paths, as a float32 array [N, L, 6]; the forecast
     is the last pred_len rows. Does not change the models' train/eval mode.
+
+    `use_cache` (eval mode only; a model in train mode always takes the full
+    path): while the window still starts at position 0, the history runs through
+    the trunk once and each step adds only the new token (Kronos.prefill /
+    decode_step). Once the window slides every position shifts, so those steps
+    recompute the window in full, as upstream does for every step.
     """
+    use_cache = use_cache and not model.training
     with torch.no_grad():
         n_series, history = x.shape[0], x.shape[1]
         x = repeat_samples(torch.clip(x, -clip, clip), sample_count)
         stamps = repeat_samples(torch.cat([x_stamp, y_stamp], dim=1), sample_count)
         s1, s2 = tokenizer.encode(x, half=True)
+        cache = None
         for step in range(pred_len):
             known = history + step
             start = max(0, known - max_context)
             # The stamps of the input positions; the predicted position's stamp is never given.
-            s1_logits, context = model.decode_s1(s1[:, start:known], s2[:, start:known], stamps[:, start:known])
-            next_s1 = sample_from_logits(s1_logits[:, -1], T, top_k, top_p, generator)
-            s2_logits = model.decode_s2(context, next_s1)
-            next_s2 = sample_from_logits(s2_logits[:, -1], T, top_k, top_p, generator)
+            if use_cache and start == 0:
+                if cache is None:
+                    # Room for every position the window holds before it would slide.
+                    capacity = min(max_context, history + pred_len - 1)
+                    s1_last, cache = model.prefill(s1, s2, stamps[:, :known], capacity)
+                else:
+                    # Only the token sampled at the previous step is new; its stamp is known - 1's.
+                    s1_last = model.decode_step(s1[:, -1:], s2[:, -1:], stamps[:, known - 1 : known], cache)
+                next_s1 = sample_from_logits(s1_last[:, -1], T, top_k, top_p, generator)
+                next_s2 = sample_from_logits(model.decode_s2_step(next_s1, cache)[:, -1], T, top_k, top_p, generator)
+            else:
+                s1_logits, context = model.decode_s1(s1[:, start:known], s2[:, start:known], stamps[:, start:known])
+                next_s1 = sample_from_logits(s1_logits[:, -1], T, top_k, top_p, generator)
+                s2_logits = model.decode_s2(context, next_s1)
+                next_s2 = sample_from_logits(s2_logits[:, -1], T, top_k, top_p, generator)
             s1, s2 = torch.cat([s1, next_s1], dim=1), torch.cat([s2, next_s2], dim=1)
         start = max(0, history + pred_len - max_context)
         decoded = tokenizer.decode([s1[:, start:], s2[:, start:]], half=True)
@@ -166,12 +186,14 @@ def forecast_normalized(
     sample_count: int = 1,
     seed: int | None = None,
     batch_size: int | None = None,
+    use_cache: bool = True,
 ) -> np.ndarray:
     """Batched forecast on already normalised arrays, no pandas: returns [N, pred_len, 6] float32.
 
     x_norm [N, T0, 6], x_stamp [N, T0, 5], y_stamp [N, pred_len, 5] (numpy or torch).
     Runs in eval mode and restores the models' modes afterwards. `batch_size`
     series per model call bounds memory; with sampling, a seeded result depends on it.
+    `use_cache=False` recomputes the whole window at every step (see auto_regressive_inference).
     """
     device = model_device(model)
     x_t, xs_t, ys_t = (torch.as_tensor(np.asarray(a) if not torch.is_tensor(a) else a) for a in (x_norm, x_stamp, y_stamp))
@@ -185,6 +207,7 @@ def forecast_normalized(
             preds = auto_regressive_inference(
                 tokenizer, model, *chunk, max_context=max_context, pred_len=pred_len, clip=clip,
                 T=T, top_k=top_k, top_p=top_p, sample_count=sample_count, generator=generator,
+                use_cache=use_cache,
             )
             outputs.append(preds[:, -pred_len:, :])
     return np.concatenate(outputs, axis=0).astype(np.float32, copy=False)
@@ -275,7 +298,9 @@ class KronosPredictor:
         device: str | torch.device | None = "cpu",
         max_context: int = 512,
         clip: float = 5,
+        use_cache: bool = True,
     ) -> None:
+        """`use_cache=False` turns off the KV cache of the forecasting loop (same results, slower)."""
         if max_context < 1:
             raise ValueError(f"max_context must be at least 1, got {max_context}")
         self.device = resolve_device(device)
@@ -284,6 +309,7 @@ class KronosPredictor:
         self.tokenizer = tokenizer.to(self.device).eval()
         self.max_context = max_context
         self.clip = clip
+        self.use_cache = use_cache
         self.price_cols, self.vol_col, self.amt_vol = list(PRICE_COLUMNS), VOLUME_COLUMN, AMOUNT_COLUMN
 
     def _prepare_series(self, df: pd.DataFrame, x_timestamp: Any, y_timestamp: Any, pred_len: int) -> dict[str, Any]:
@@ -311,7 +337,7 @@ class KronosPredictor:
             ]
             preds = auto_regressive_inference(
                 self.tokenizer, self.model, *batch, max_context=self.max_context, pred_len=pred_len,
-                clip=self.clip, generator=generator, **sampling,
+                clip=self.clip, generator=generator, use_cache=self.use_cache, **sampling,
             )[:, -pred_len:, :]
             for row, i in enumerate(members):
                 results[i] = preds[row]

@@ -55,7 +55,8 @@ class RotaryPositionalEmbedding(nn.Module):
 
     This reproduces the official quirk (spec §2.3, P4): with a length-1 query
     the table is position 0 only, i.e. neither q nor k is rotated. Positions
-    start at 0 on every call (no KV cache).
+    start at 0 on every call; the KV-cached decode passes `offset` so a new
+    token gets the same angles as at its place in a full call.
     """
 
     def __init__(self, head_dim: int) -> None:
@@ -64,14 +65,16 @@ class RotaryPositionalEmbedding(nn.Module):
         # Persistent: the official checkpoints contain it (a constant).
         self.register_buffer("inv_freq", inv_freq)
 
-    def cos_sin(self, seq_len: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        positions = torch.arange(seq_len, device=self.inv_freq.device).type_as(self.inv_freq)
+    def cos_sin(self, seq_len: int, dtype: torch.dtype, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = torch.arange(offset, offset + seq_len, device=self.inv_freq.device).type_as(self.inv_freq)
         freqs = torch.outer(positions, self.inv_freq)
         table = torch.cat((freqs, freqs), dim=-1)
         return table.cos()[None, None].to(dtype), table.sin()[None, None].to(dtype)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cos, sin = self.cos_sin(q.shape[-2], q.dtype)
+    def forward(
+        self, q: torch.Tensor, k: torch.Tensor, offset: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        cos, sin = self.cos_sin(q.shape[-2], q.dtype, offset)
         return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
 
@@ -89,6 +92,39 @@ def build_attention_mask(
     if causal:
         keep = keep & (cols <= rows)
     return keep | (cols == torch.clamp(rows, max=key_len - 1))
+
+
+class KVCache:
+    """Keys and values of one attention layer for window positions 0..length-1.
+
+    Preallocated to `capacity` positions on the first append, so a decode step
+    writes one position instead of copying the whole history again (torch.cat
+    per step would move O(length) memory per layer per step).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.length = 0
+        self._k: torch.Tensor | None = None
+        self._v: torch.Tensor | None = None
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v [B, H, T_new, hd] after the cached positions; return all keys and values so far."""
+        end = self.length + k.shape[-2]
+        if end > self.capacity:
+            raise ValueError(f"KV cache full: {end} positions > capacity {self.capacity}")
+        if self._k is None:
+            shape = (*k.shape[:-2], self.capacity, k.shape[-1])
+            self._k, self._v = k.new_empty(shape), v.new_empty(shape)
+        self._k[..., self.length : end, :] = k
+        self._v[..., self.length : end, :] = v
+        self.length = end
+        return self.keys_values()
+
+    def keys_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._k is None:
+            raise ValueError("the KV cache is empty")
+        return self._k[..., : self.length, :], self._v[..., : self.length, :]
 
 
 class _AttentionProjections(nn.Module):
@@ -131,6 +167,10 @@ class _AttentionProjections(nn.Module):
         else:
             mask = build_attention_mask(padding_mask, q.shape[-2], k.shape[-2], causal)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        return self.merge_heads(out)
+
+    def merge_heads(self, out: torch.Tensor) -> torch.Tensor:
+        """[B, H, T, hd] attention output -> out_proj and residual dropout, [B, T, d]."""
         batch, _, length, _ = out.shape
         out = out.transpose(1, 2).contiguous().view(batch, length, self.d_model)
         return self.resid_dropout(self.out_proj(out))
@@ -141,6 +181,22 @@ class MultiHeadAttentionWithRoPE(_AttentionProjections):
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.attend(x, x, x, causal=True, padding_mask=key_padding_mask)
+
+    def forward_cached(self, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Inference only (eval, no padding): attention for new positions that follow the cached ones.
+
+        x is either the whole prefix (empty cache: ordinary causal attention)
+        or one new position. RoPE uses absolute window positions, so the
+        rotated keys of earlier positions are reused unchanged, and a single
+        query is the last position: it may see every key, hence no mask.
+        """
+        offset = cache.length
+        if offset and x.shape[1] != 1:
+            raise ValueError("after the prefill, forward_cached takes one position at a time")
+        q, k, v = (self.split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        q, k = self.rotary(q, k, offset)
+        k, v = cache.append(k, v)
+        return self.merge_heads(F.scaled_dot_product_attention(q, k, v, is_causal=offset == 0))
 
 
 class MultiHeadCrossAttentionWithRoPE(_AttentionProjections):
@@ -158,6 +214,23 @@ class MultiHeadCrossAttentionWithRoPE(_AttentionProjections):
         key_padding_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return self.attend(query, key, value, causal=self.training, padding_mask=key_padding_mask)
+
+    def cache_keys(self, key: torch.Tensor, cache: KVCache) -> None:
+        """Append the key/value projections of new context positions (unrotated, see forward_cached)."""
+        cache.append(self.split_heads(self.k_proj(key)), self.split_heads(self.v_proj(key)))
+
+    def forward_cached(self, query: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Eval-mode attention of a length-1 query over every cached context position.
+
+        With a length-1 query the RoPE table is position 0 (cos 1, sin 0), which
+        leaves q and k unchanged (P4), and eval mode is non-causal (P2): plain
+        attention over the cached projections is the same computation.
+        """
+        if query.shape[1] != 1:
+            raise ValueError("forward_cached takes a length-1 query")
+        k, v = cache.keys_values()
+        q = self.split_heads(self.q_proj(query))
+        return self.merge_heads(F.scaled_dot_product_attention(q, k, v))
 
 
 class TransformerBlock(nn.Module):
@@ -185,6 +258,11 @@ class TransformerBlock(nn.Module):
 
     def _block(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
         x = x + self.self_attn(self.norm1(x), key_padding_mask=key_padding_mask)
+        return x + self.ffn(self.norm2(x))
+
+    def forward_cached(self, x: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """The block for new positions after those in `cache` (inference; see MultiHeadAttentionWithRoPE)."""
+        x = x + self.self_attn.forward_cached(self.norm1(x), cache)
         return x + self.ffn(self.norm2(x))
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:

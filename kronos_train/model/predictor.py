@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modules import MultiHeadCrossAttentionWithRoPE, RMSNorm, TransformerBlock, block_parameter_count, run_blocks
+from .modules import (
+    KVCache,
+    MultiHeadCrossAttentionWithRoPE,
+    RMSNorm,
+    TransformerBlock,
+    block_parameter_count,
+    run_blocks,
+)
 
 PREDICTOR_INT_FIELDS = ("s1_bits", "s2_bits", "n_layers", "d_model", "n_heads", "ff_dim")
 PREDICTOR_FLOAT_FIELDS = ("ffn_dropout_p", "attn_dropout_p", "resid_dropout_p", "token_dropout_p")
@@ -110,6 +118,11 @@ class DependencyAwareLayer(nn.Module):
         attended = self.cross_attn(query=sibling, key=hidden, value=hidden, key_padding_mask=key_padding_mask)
         return self.norm(hidden + attended)
 
+    def forward_cached(self, last_hidden: torch.Tensor, sibling: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """The output at the last context position only ([B, 1, d]); RMSNorm is per position,
+        so this is the last row of forward() without normalising the others."""
+        return self.norm(last_hidden + self.cross_attn.forward_cached(sibling, cache))
+
 
 class DualHead(nn.Module):
     """Two classifiers: s1 from the context, s2 from the dependency layer output."""
@@ -142,6 +155,24 @@ class DualHead(nn.Module):
         ce_s1 = F.cross_entropy(s1_logits.reshape(-1, self.vocab_s1), s1_targets.reshape(-1))
         ce_s2 = F.cross_entropy(s2_logits.reshape(-1, self.vocab_s2), s2_targets.reshape(-1))
         return (ce_s1 + ce_s2) / 2, ce_s1, ce_s2
+
+
+@dataclass
+class DecodeCache:
+    """State of a KV-cached autoregressive decode (Kronos.prefill / decode_step / decode_s2_step).
+
+    Holds the trunk's keys/values per block and the dependency layer's key/value
+    projections of the context, for window positions 0..length-1. The context
+    itself is only needed at the newest position (s1 head, dependency residual).
+    """
+
+    layers: list[KVCache]
+    dependency: KVCache
+    last_context: torch.Tensor | None = field(default=None)
+
+    @property
+    def length(self) -> int:
+        return self.dependency.length
 
 
 class Kronos(nn.Module):
@@ -240,6 +271,44 @@ class Kronos(nn.Module):
         else:
             s1_next = sample_own_s1(s1_logits, generator)
         return s1_logits, self.decode_s2(context, s1_next, padding_mask)
+
+    # ------------------------------------------------------------------ KV-cached inference
+    # Valid while the token window grows from position 0: RoPE positions are
+    # absolute within the window, so past keys/values never change. Eval mode
+    # only (no dropout, non-causal dependency attention); no padding masks.
+
+    def prefill(
+        self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, stamp: torch.Tensor | None = None, capacity: int | None = None
+    ) -> tuple[torch.Tensor, DecodeCache]:
+        """Run a history [B, T] once: (s1 logits of its last position [B, 1, V1], a cache for
+        `capacity` positions, default T). Equal to decode_s1(...)[0][:, -1:]."""
+        capacity = capacity or s1_ids.shape[1]
+        cache = DecodeCache([KVCache(capacity) for _ in self.transformer], KVCache(capacity))
+        return self.decode_step(s1_ids, s2_ids, stamp, cache), cache
+
+    def decode_step(
+        self, s1_ids: torch.Tensor, s2_ids: torch.Tensor, stamp: torch.Tensor | None, cache: DecodeCache
+    ) -> torch.Tensor:
+        """Append tokens [B, 1] (the whole history when the cache is empty) at the next window
+        positions; return the s1 logits of the last one [B, 1, V1]."""
+        if self.training:
+            raise RuntimeError("the KV cache is for eval mode (dropout would differ from the full forward)")
+        x = self.embedding([s1_ids, s2_ids])
+        if stamp is not None:
+            x = x + self.time_emb(stamp)
+        # token_drop and the blocks' dropouts are identities in eval mode.
+        for block, layer_cache in zip(self.transformer, cache.layers):
+            x = block.forward_cached(x, layer_cache)
+        context = self.norm(x)
+        self.dep_layer.cross_attn.cache_keys(context, cache.dependency)
+        cache.last_context = context[:, -1:]
+        return self.head(cache.last_context)
+
+    def decode_s2_step(self, s1_ids: torch.Tensor, cache: DecodeCache) -> torch.Tensor:
+        """s2 logits [B, 1, V2] of the newest position given its s1 [B, 1]; equal to
+        decode_s2(context, s1_ids)[:, -1:]."""
+        sibling = self.embedding.emb_s1(s1_ids)
+        return self.head.cond_forward(self.dep_layer.forward_cached(cache.last_context, sibling, cache.dependency))
 
 
 def sample_own_s1(s1_logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
