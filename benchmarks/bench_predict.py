@@ -1,7 +1,7 @@
 """How long does ``kronos-train predict`` take for the Kaggle test set (5,000 tickers)?
 
     python benchmarks/bench_predict.py --predictor Kronos-small --tickers 50 --lookback 256 \
-        --horizon 30 --sample-count 1 [--batch 50] [--target 5000] [--threads N] [--device cpu] [--json]
+        --horizon 30 --sample-count 1 [--batch 50] [--target 5000] [--threads N] [--device cpu] [--no-cache] [--json]
 
 Builds the predictor (and the tokenizer it was published with) from its
 architecture with random weights: the speed of a forecast does not depend on
@@ -14,16 +14,24 @@ rate is linear in the number of batches, so the extrapolation is
 ``target / rate`` at the same batch size. On a shared machine it also prints the
 estimate from CPU time (process time / threads), what the run takes with the
 cores to itself.
+
+Forecasting uses the KV cache (the default of ``forecast_normalized``);
+``--no-cache`` also times the same forecasts without it (the full window
+recomputed at every step, as upstream) and prints the speed-up and whether
+the 0/1 predictions agree.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import platform
 import sys
 import time
+from unittest import mock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -41,6 +49,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--target", type=int, default=5000, help="extrapolate to this many tickers")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="also time the forecasts without the KV cache and print the speed-up")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of text")
     return parser.parse_args()
 
@@ -70,6 +80,7 @@ def main() -> int:
     args = parse_args()
     import torch
 
+    import kronos_train.model as model_pkg
     from kronos_train.architectures import ARCHITECTURES, resolve_architecture
     from kronos_train.calendar import next_trading_days
     from kronos_train.evaluate import ForecastSettings
@@ -92,10 +103,20 @@ def main() -> int:
     batch = args.batch or args.tickers
     settings = ForecastSettings(sample_count=args.sample_count, temperature=1.0, top_p=0.9,
                                 max_context=max(512, args.lookback), batch_size=batch)
-    started, cpu_started = time.perf_counter(), time.process_time()
-    forecast_jobs(tokenizer, predictor, table, plan.jobs, settings, say=lambda line: print(line, file=sys.stderr))
-    seconds = time.perf_counter() - started
-    cpu_seconds = time.process_time() - cpu_started
+
+    def timed(use_cache: bool):
+        # forecast_jobs reaches the model through kronos_train.model.forecast_normalized (imported
+        # at call time by evaluate.forecast_close), so the uncached run swaps in a partial of it.
+        patch = (contextlib.nullcontext() if use_cache else
+                 mock.patch.object(model_pkg, "forecast_normalized",
+                                   functools.partial(model_pkg.forecast_normalized, use_cache=False)))
+        with patch:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            preds = forecast_jobs(tokenizer, predictor, table, plan.jobs, settings,
+                                  say=lambda line: print(line, file=sys.stderr))
+            return preds, time.perf_counter() - started, time.process_time() - cpu_started
+
+    preds, seconds, cpu_seconds = timed(use_cache=True)
     rate = args.tickers / seconds
     # On a shared machine the wall time depends on the neighbours; CPU time spread over
     # the threads is what the same work takes with the cores to itself.
@@ -109,6 +130,15 @@ def main() -> int:
         "target": args.target, "target_seconds": round(args.target / rate, 1),
         "cpu_seconds": round(cpu_seconds, 2), "target_seconds_cores_to_itself": round(args.target / idle_rate, 1),
     }
+    if args.no_cache:
+        plain_preds, plain_seconds, plain_cpu = timed(use_cache=False)
+        result.update({
+            "no_cache_seconds": round(plain_seconds, 2), "no_cache_tickers_per_s": round(args.tickers / plain_seconds, 4),
+            "no_cache_target_seconds": round(args.target * plain_seconds / args.tickers, 1),
+            "no_cache_cpu_seconds": round(plain_cpu, 2),
+            "speedup": round(plain_seconds / seconds, 2), "speedup_cpu": round(plain_cpu / cpu_seconds, 2),
+            "predictions_agree": sum(preds[k] == plain_preds[k] for k in preds), "predictions": len(preds),
+        })
     if args.json:
         print(json.dumps(result))
     else:
@@ -121,6 +151,12 @@ def main() -> int:
         idle = result["target_seconds_cores_to_itself"]
         print(f"CPU time {cpu_seconds:.1f} s over {result['threads']} thread(s): with the cores to itself about "
               f"{idle:.0f} s = {idle / 3600:.2f} h for {args.target} tickers")
+        if args.no_cache:
+            r = result
+            print(f"without the KV cache: {r['no_cache_seconds']:.1f} s: {r['no_cache_tickers_per_s']:.3f} tickers/s, "
+                  f"{args.target} tickers about {r['no_cache_target_seconds'] / 3600:.2f} h; CPU time {r['no_cache_cpu_seconds']:.1f} s")
+            print(f"KV cache speed-up: {r['speedup']:.2f}x wall, {r['speedup_cpu']:.2f}x CPU time; "
+                  f"predictions agree for {r['predictions_agree']}/{r['predictions']} tickers")
     return 0
 
 
