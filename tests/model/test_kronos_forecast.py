@@ -144,3 +144,16 @@ def test_sampling_filters() -> None:
     # Probabilities ~[.03, .64, .09, .24]: top_p 0.7 keeps the two largest.
     draws = {sample_from_logits(logits, top_p=0.7, generator=g).item() for _ in range(200)}
     assert draws == {1, 3}
+
+
+def test_training_s1_sampling_follows_the_softmax() -> None:
+    from kronos_train.model.predictor import sample_own_s1
+
+    logits = torch.tensor([0.0, 1.0, -1e9, 2.0]).expand(400, 100, 4)
+    g = torch.Generator().manual_seed(0)
+    draws = sample_own_s1(logits, g)
+    assert draws.shape == (400, 100) and draws.dtype == torch.long
+    freq = torch.bincount(draws.flatten(), minlength=4).float() / draws.numel()
+    assert freq[2] == 0  # a zero-probability token is never drawn
+    assert torch.allclose(freq, torch.softmax(logits[0, 0], -1), atol=0.01)
+    assert torch.equal(draws, sample_own_s1(logits, torch.Generator().manual_seed(0)))
