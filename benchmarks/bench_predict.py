@@ -23,15 +23,12 @@ the 0/1 predictions agree.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import functools
 import json
 import os
 import platform
 import sys
 import time
-from unittest import mock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -80,7 +77,6 @@ def main() -> int:
     args = parse_args()
     import torch
 
-    import kronos_train.model as model_pkg
     from kronos_train.architectures import ARCHITECTURES, resolve_architecture
     from kronos_train.calendar import next_trading_days
     from kronos_train.evaluate import ForecastSettings
@@ -105,16 +101,11 @@ def main() -> int:
                                 max_context=max(512, args.lookback), batch_size=batch)
 
     def timed(use_cache: bool):
-        # forecast_jobs reaches the model through kronos_train.model.forecast_normalized (imported
-        # at call time by evaluate.forecast_close), so the uncached run swaps in a partial of it.
-        patch = (contextlib.nullcontext() if use_cache else
-                 mock.patch.object(model_pkg, "forecast_normalized",
-                                   functools.partial(model_pkg.forecast_normalized, use_cache=False)))
-        with patch:
-            started, cpu_started = time.perf_counter(), time.process_time()
-            preds = forecast_jobs(tokenizer, predictor, table, plan.jobs, settings,
-                                  say=lambda line: print(line, file=sys.stderr))
-            return preds, time.perf_counter() - started, time.process_time() - cpu_started
+        settings.use_cache = use_cache
+        started, cpu_started = time.perf_counter(), time.process_time()
+        preds = forecast_jobs(tokenizer, predictor, table, plan.jobs, settings,
+                              say=lambda line: print(line, file=sys.stderr))
+        return preds, time.perf_counter() - started, time.process_time() - cpu_started
 
     preds, seconds, cpu_seconds = timed(use_cache=True)
     rate = args.tickers / seconds

@@ -364,6 +364,7 @@ class ForecastSettings:
     clip: float = 5.0
     seed: int = 0
     batch_size: int = 64
+    use_cache: bool = True          # the exact KV cache of kronos_train.model (off: upstream's full recompute)
 
     @classmethod
     def from_config(cls, cfg: Any, **overrides: Any) -> "ForecastSettings":
@@ -399,7 +400,8 @@ def forecast_close(tokenizer: Any, predictor: Any, history: np.ndarray, x_stamp:
     pred = forecast_normalized(tokenizer, predictor, x, x_stamp.astype(np.float32), y_stamp.astype(np.float32),
                                pred_len=horizon, max_context=settings.max_context, clip=settings.clip,
                                T=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
-                               sample_count=settings.sample_count, seed=settings.seed + seed_offset)
+                               sample_count=settings.sample_count, seed=settings.seed + seed_offset,
+                               use_cache=settings.use_cache)
     close = pred[:, -1, CLOSE].astype(np.float64) * (std[:, CLOSE] + STD_EPS) + mean[:, CLOSE]
     return np.where(np.isfinite(close), close, np.nan)
 
