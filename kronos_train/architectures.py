@@ -82,9 +82,14 @@ def tokenizer_params(c: dict[str, Any]) -> int:
             + (d * k + k) + (c["s1_bits"] * d + d) + (k * d + d))
 
 
+CALENDAR_ROWS = 60 + 24 + 7 + 32 + 13      # minute, hour, weekday, day, month tables
+
+
 def predictor_params(c: dict[str, Any]) -> int:
+    """Trainable parameters; with ``learn_te`` false the calendar tables are frozen."""
     d, v1, v2 = c["d_model"], 2 ** c["s1_bits"], 2 ** c["s2_bits"]
-    return (v1 * d + v2 * d + (2 * d * d + d) + 136 * d + c["n_layers"] * _block_params(d, c["ff_dim"]) + d
+    calendar = CALENDAR_ROWS * d if c["learn_te"] else 0
+    return (v1 * d + v2 * d + (2 * d * d + d) + calendar + c["n_layers"] * _block_params(d, c["ff_dim"]) + d
             + (4 * (d * d + d) + d) + (d * v1 + v1 + d * v2 + v2))
 
 

@@ -28,8 +28,10 @@ from .forecast import (
 )
 from .losses import predictor_loss, tokenizer_loss, tokenizer_val_loss
 from .modules import set_gradient_checkpointing, unwrap_model
-from .predictor import Kronos, predictor_parameter_count
-from .tokenizer import KronosTokenizer, tokenizer_parameter_count
+from ..architectures import predictor_params as predictor_parameter_count
+from ..architectures import tokenizer_params as tokenizer_parameter_count
+from .predictor import Kronos
+from .tokenizer import KronosTokenizer
 
 __all__ = [
     "PUBLISHED_CONFIGS",

@@ -292,11 +292,6 @@ def run_blocks(
     return x
 
 
-def block_parameter_count(d_model: int, ff_dim: int) -> int:
-    """Trainable parameters of one TransformerBlock (spec §2.6)."""
-    return 2 * d_model + 4 * (d_model * d_model + d_model) + 3 * d_model * ff_dim
-
-
 def scaled_embedding(embedding: nn.Embedding, ids: torch.Tensor, d_model: int) -> torch.Tensor:
     return embedding(ids) * math.sqrt(d_model)
 

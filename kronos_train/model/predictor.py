@@ -23,7 +23,6 @@ from .modules import (
     MultiHeadCrossAttentionWithRoPE,
     RMSNorm,
     TransformerBlock,
-    block_parameter_count,
     run_blocks,
 )
 
@@ -338,18 +337,3 @@ def normalize_predictor_config(config: dict[str, Any]) -> dict[str, Any]:
     out.update({k: float(config[k]) for k in PREDICTOR_FLOAT_FIELDS})
     out.update({k: bool(config[k]) for k in PREDICTOR_BOOL_FIELDS})
     return out
-
-
-def predictor_parameter_count(config: dict[str, Any]) -> int:
-    """Trainable parameters of Kronos(**config) (spec §4.2), without building it.
-
-    With learn_te=false the calendar tables are frozen and not counted.
-    """
-    d = config["d_model"]
-    v1, v2 = 2 ** config["s1_bits"], 2 ** config["s2_bits"]
-    calendar = sum(TIME_TABLE_SIZES.values()) * d if config["learn_te"] else 0
-    return (
-        v1 * d + v2 * d + (2 * d * d + d) + calendar
-        + config["n_layers"] * block_parameter_count(d, config["ff_dim"]) + d
-        + (4 * (d * d + d) + d) + (d * v1 + v1 + d * v2 + v2)
-    )

@@ -220,16 +220,3 @@ def normalize_tokenizer_config(config: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {k: int(config[k]) for k in TOKENIZER_INT_FIELDS}
     out.update({k: float(config[k]) for k in TOKENIZER_FLOAT_FIELDS})
     return out
-
-
-def tokenizer_parameter_count(config: dict[str, Any]) -> int:
-    """Trainable parameters of KronosTokenizer(**config) (spec §3.2), without building it."""
-    from .modules import block_parameter_count
-
-    d, d_in = config["d_model"], config["d_in"]
-    k = config["s1_bits"] + config["s2_bits"]
-    blocks = config["n_enc_layers"] + config["n_dec_layers"] - 2
-    return (
-        (d_in * d + d) + (d * d_in + d_in) + blocks * block_parameter_count(d, config["ff_dim"])
-        + (d * k + k) + (config["s1_bits"] * d + d) + (k * d + d)
-    )
