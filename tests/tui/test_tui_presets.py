@@ -126,6 +126,18 @@ async def test_emptying_a_field_inherits_again(make_app, services):
         assert editor.raw == {"extends": "demo"}
 
 
+async def test_yaml_tab_is_highlighted(make_app, services):
+    """textual[syntax] is a dependency: the raw YAML is shown with tree-sitter highlighting."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_text(pilot, "preset demo")
+        await pilot.press("y")
+        editor = await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor) and app.screen)
+        area = editor.query_one("#yaml-text")
+        assert area.language == "yaml" and area.is_syntax_aware
+        assert area.border_subtitle != "plain text (no tree-sitter)"
+
+
 async def test_yaml_tab_shows_parse_errors_beside_the_text_and_keeps_comments(make_app, services):
     (services.user_presets_dir / "mine.yaml").write_text("# my notes\nextends: demo\n")
     app = make_app()
