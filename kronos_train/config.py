@@ -614,6 +614,11 @@ def config_hash(cfg: KronosConfig) -> str:
     return hashlib.sha256(dump_yaml(cfg).encode()).hexdigest()[:16]
 
 
+def world_size(cfg: KronosConfig) -> int:
+    """Processes in each stage's process group: per node times nodes."""
+    return cfg.distributed.num_gpus * cfg.distributed.nodes
+
+
 def get_field(cfg: KronosConfig, path: str) -> Any:
     obj: Any = cfg
     for part in path.split("."):
@@ -665,7 +670,7 @@ __all__ = [
     "DistributedConfig", "EvaluationConfig", "ConfigProblem", "ConfigError", "PresetInfo",
     "from_dict", "to_dict", "validate", "validate_raw", "errors_of", "load_preset", "load_preset_strict",
     "load_raw_chain", "merged_raw", "merge", "read_yaml", "parse_yaml", "dump_yaml", "save_preset",
-    "diff", "flatten", "config_hash", "list_presets", "preset_dirs", "resolve_preset_path",
+    "diff", "flatten", "config_hash", "world_size", "list_presets", "preset_dirs", "resolve_preset_path",
     "bundled_presets_dir", "user_presets_dir", "get_field", "field_paths", "set_field_from_text",
     "SCHEDULERS", "PRECISIONS", "BACKENDS",
 ]

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import (KronosConfig, config_hash, dump_yaml, errors_of, from_dict, load_preset, read_yaml,
-                     to_dict, validate)
+                     to_dict, validate, world_size)
 from .events import STAGES
-from .runfolder import RunFolder, logs_dir_from_env, new_run_id, read_json
+from .runfolder import RunFolder, data_cache_dir, logs_dir_from_env, new_run_id, read_json
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUPERVISOR_START_TIMEOUT_S = 60.0
@@ -69,10 +69,6 @@ def load_run_config(run: RunFolder) -> KronosConfig:
     return cfg
 
 
-def world_size(cfg: KronosConfig) -> int:
-    return cfg.distributed.num_gpus * cfg.distributed.nodes
-
-
 def absolute_paths(cfg: KronosConfig, base: Path) -> None:
     """Make the run independent of the folder a later resume is started from."""
     for section, name in PATH_FIELDS:
@@ -80,16 +76,6 @@ def absolute_paths(cfg: KronosConfig, base: Path) -> None:
         value = getattr(obj, name)
         if value and not os.path.isabs(value):
             setattr(obj, name, str((base / value).resolve()) + ("/" if value.endswith("/") else ""))
-
-
-def data_cache_dir(logs_dir: Path) -> Path:
-    """``KRONOS_CACHE_DIR``, else ``.kronos-cache`` beside the logs folder (the data
-    pipeline keeps its entries in ``<cache>/data``).  The launcher's data check
-    fills it, so the stages' ranks find the parsed file there."""
-    configured = os.environ.get("KRONOS_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    return Path(logs_dir).resolve().parent / ".kronos-cache"
 
 
 def data_fingerprint(cfg: KronosConfig) -> dict[str, Any] | None:
@@ -393,4 +379,4 @@ def resume_run(run: RunFolder) -> int:
 
 
 __all__ = ["LaunchError", "create_run", "start_supervisor", "launch", "resume_run", "resume_problems",
-           "load_run_config", "official_best_model", "basemodel_tokenizer", "skip_reason", "data_cache_dir"]
+           "load_run_config", "official_best_model", "basemodel_tokenizer", "skip_reason"]

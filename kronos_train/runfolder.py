@@ -36,13 +36,14 @@ def logs_dir_from_env(default: str | os.PathLike | None = None) -> Path:
 
 
 def data_cache_dir(logs_dir: Path | None = None) -> Path:
-    """Where parsed data files are cached: ``KRONOS_CACHE_DIR``, else
-    ``.kronos-cache/data`` beside the logs folder.  One place for the checklist
-    and every run, so a file validated once is never parsed again."""
+    """The data pipeline's cache root: ``KRONOS_CACHE_DIR``, else ``.kronos-cache``
+    beside the logs folder (the pipeline keeps its entries in ``<root>/data``).
+    One place for the checklist, the launcher and every rank, so a file
+    validated once is never parsed again."""
     env = os.environ.get("KRONOS_CACHE_DIR")
     if env:
-        return Path(env)
-    return Path(logs_dir or logs_dir_from_env()).resolve().parent / ".kronos-cache" / "data"
+        return Path(env).expanduser()
+    return Path(logs_dir or logs_dir_from_env()).resolve().parent / ".kronos-cache"
 
 
 def new_run_id(preset: str, logs_dir: Path) -> str:

@@ -35,9 +35,9 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .config import config_hash
+from .config import config_hash, world_size
 from .events import SCHEMA_VERSION, STAGES, EventWriter, read_events
-from .launch import (LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason, world_size)
+from .launch import LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason
 from .runfolder import RunFolder
 from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, read_failures, root_cause,
                              torchrun_root_cause)

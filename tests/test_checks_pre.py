@@ -118,3 +118,19 @@ def test_data_check_reports_the_pipeline_errors_and_figures(tmp_path, monkeypatc
     cfg.data.data_path = str(bad)
     result = pre.check_data(cfg)
     assert result.status == "error" and any("bad.csv" in item for item in result.items)
+
+
+def test_checklist_fills_the_cache_the_launcher_reads(tmp_path, monkeypatch):
+    """The checklist and the launcher share one parse cache: a file validated once is not parsed again."""
+    from kronos_train.data import inspect_data
+    from kronos_train.data.synthetic import write_synthetic
+    from kronos_train.runfolder import data_cache_dir
+
+    monkeypatch.delenv("KRONOS_CACHE_DIR", raising=False)
+    logs = tmp_path / "logs"
+    cfg = load_preset_strict("demo")
+    cfg.data.data_path = str(tmp_path / "d.csv")
+    write_synthetic(cfg.data.data_path, n_tickers=2, n_rows_per_ticker=150, seed=1)
+    pre.run_pre_checks(cfg, logs_dir=logs, nvml=FakeNvml(missing_library=True))
+    assert data_cache_dir(logs) == tmp_path / ".kronos-cache"
+    assert inspect_data(pre.data_spec(cfg), cache_dir=data_cache_dir(logs)).cache == "hit"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..architectures import ARCHITECTURES, count_params, kind_of_config, resolve_architecture
-from ..config import ConfigProblem, KronosConfig, errors_of, validate
+from ..config import ConfigProblem, KronosConfig, errors_of, validate, world_size
 from ..runfolder import data_cache_dir
 from . import CheckResult
 
@@ -282,10 +282,6 @@ def check_disk(cfg: KronosConfig, logs_dir: Path) -> CheckResult:
     if free < need * 10:
         return CheckResult("disk.room", title, "warn", detail, "little room left for more runs")
     return CheckResult("disk.room", title, "ok", detail)
-
-
-def world_size(cfg: KronosConfig) -> int:
-    return cfg.distributed.num_gpus * cfg.distributed.nodes
 
 
 def check_batch_and_time(cfg: KronosConfig, data_report: Any | None = None, gpus_present: int | None = None) -> CheckResult:

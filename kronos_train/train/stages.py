@@ -27,11 +27,11 @@ import torch
 from ..architectures import resolve_architecture
 from ..config import KronosConfig
 from ..events import EventWriter, NullWriter
-from ..launch import basemodel_tokenizer, data_cache_dir, data_fingerprint, load_run_config, official_best_model
+from ..launch import basemodel_tokenizer, data_fingerprint, load_run_config, official_best_model
 from ..model import (build_predictor, build_tokenizer, check_pair, load_predictor, load_tokenizer, predictor_loss,
                      set_gradient_checkpointing, tokenizer_loss, tokenizer_val_loss)
 from ..model.checkpoint import read_config
-from ..runfolder import RunFolder
+from ..runfolder import RunFolder, data_cache_dir
 from . import checkpoint
 from .distributed import DistEnv, init_distributed, shutdown_distributed
 from .failures import classify_exception, write_failure
