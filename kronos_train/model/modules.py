@@ -7,6 +7,7 @@ state dict written by the official code loads into these modules unchanged.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -305,3 +306,17 @@ def unwrap_model(model: nn.Module) -> nn.Module:
         if not isinstance(inner, nn.Module):
             return model
         model = inner
+
+
+def normalize_config(kind: str, config: dict[str, Any], ints: tuple[str, ...], floats: tuple[str, ...],
+                     bools: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Validate the keys of a ``config.json`` and coerce its types, so a saved
+    config always reads the same (``0.0``, not ``0``) whoever wrote it."""
+    fields = set(ints) | set(floats) | set(bools)
+    missing, unknown = sorted(fields - config.keys()), sorted(config.keys() - fields)
+    if missing or unknown:
+        raise ValueError(f"{kind} config: missing keys {missing}, unknown keys {unknown}")
+    out: dict[str, Any] = {k: int(config[k]) for k in ints}
+    out.update({k: float(config[k]) for k in floats})
+    out.update({k: bool(config[k]) for k in bools})
+    return out

@@ -23,6 +23,7 @@ from .modules import (
     MultiHeadCrossAttentionWithRoPE,
     RMSNorm,
     TransformerBlock,
+    normalize_config,
     run_blocks,
 )
 
@@ -328,12 +329,4 @@ def sample_own_s1(s1_logits: torch.Tensor, generator: torch.Generator | None = N
 
 
 def normalize_predictor_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate keys and coerce types so config.json always reads the same."""
-    missing = sorted(PREDICTOR_FIELDS - config.keys())
-    unknown = sorted(config.keys() - PREDICTOR_FIELDS)
-    if missing or unknown:
-        raise ValueError(f"predictor config: missing keys {missing}, unknown keys {unknown}")
-    out: dict[str, Any] = {k: int(config[k]) for k in PREDICTOR_INT_FIELDS}
-    out.update({k: float(config[k]) for k in PREDICTOR_FLOAT_FIELDS})
-    out.update({k: bool(config[k]) for k in PREDICTOR_BOOL_FIELDS})
-    return out
+    return normalize_config("predictor", config, PREDICTOR_INT_FIELDS, PREDICTOR_FLOAT_FIELDS, PREDICTOR_BOOL_FIELDS)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modules import TransformerBlock, run_blocks
+from .modules import TransformerBlock, normalize_config, run_blocks
 
 TOKENIZER_INT_FIELDS = (
     "d_in", "d_model", "n_heads", "ff_dim", "n_enc_layers", "n_dec_layers", "s1_bits", "s2_bits", "group_size",
@@ -212,11 +212,4 @@ class KronosTokenizer(nn.Module):
 
 
 def normalize_tokenizer_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Validate keys and coerce types so config.json always reads the same (0.0, not 0)."""
-    missing = sorted(TOKENIZER_FIELDS - config.keys())
-    unknown = sorted(config.keys() - TOKENIZER_FIELDS)
-    if missing or unknown:
-        raise ValueError(f"tokenizer config: missing keys {missing}, unknown keys {unknown}")
-    out: dict[str, Any] = {k: int(config[k]) for k in TOKENIZER_INT_FIELDS}
-    out.update({k: float(config[k]) for k in TOKENIZER_FLOAT_FIELDS})
-    return out
+    return normalize_config("tokenizer", config, TOKENIZER_INT_FIELDS, TOKENIZER_FLOAT_FIELDS)

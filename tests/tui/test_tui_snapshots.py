@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from kronos_tui.synthetic import RunSpec, write_run
-from tui_helpers import wait_for
+from tui_helpers import wait_for, wait_text
 
 SIZE = (80, 24)
 
@@ -43,6 +43,8 @@ def test_runs_table(snap_compare, make_app, finished_run, services):
     async def ready(pilot):
         await pilot.press("4")
         await wait_for(pilot, lambda: len(getattr(pilot.app.screen, "rows", [])) == 2)
+        # The table sizes its columns on a later refresh: wait until the ids show whole.
+        await wait_text(pilot, "20261127-200000")
         await pilot.pause(0.2)
     assert snap_compare(app, terminal_size=SIZE, run_before=ready)
 
