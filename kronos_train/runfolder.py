@@ -175,22 +175,48 @@ class RunFolder:
                 and self.state() != "completed" and self.has_committed_checkpoint())
 
     # ---------------------------------------------------------------- requests
-    def request(self, kind: str, source: str = "cli", stage: str | None = None) -> Path:
+    def request(self, kind: str, source: str = "cli", stage: str | None = None,
+                at_step: int | None = None) -> Path:
         """Ask the run to ``early_stop`` (end this stage, go on), ``stop``
         (checkpoint, end, resumable) or ``abort``.  Ranks poll the folder at
-        each optimizer step and agree collectively."""
+        each optimizer step and agree collectively.  ``at_step`` schedules an
+        early stop or stop for when ``stage`` (any stage if None) reaches that
+        optimizer step, instead of the next one."""
         if kind not in REQUEST_KINDS:
             raise ValueError(f"unknown request {kind!r}; allowed: {', '.join(REQUEST_KINDS)}")
+        if at_step is not None and (kind == "abort" or at_step < 1):
+            raise ValueError("at_step schedules an early_stop or stop at an optimizer step >= 1")
         self.requests_dir.mkdir(parents=True, exist_ok=True)
         path = self.requests_dir / f"{kind}.json"
-        write_json_atomic(path, {"kind": kind, "t": time.time(), "source": source, "stage": stage,
-                                 "host": socket.gethostname()})
+        record = {"kind": kind, "t": time.time(), "source": source, "stage": stage, "host": socket.gethostname()}
+        if at_step is not None:
+            record["at_step"] = int(at_step)
+        write_json_atomic(path, record)
         if kind == "abort":
             self.signal_group(signal.SIGTERM)
         return path
 
     def pending_request(self, kind: str) -> dict[str, Any] | None:
         return read_json(self.requests_dir / f"{kind}.json")
+
+    def pending_request_lines(self) -> list[str]:
+        """The pending requests in words: 'stop requested', 'early stop planned at basemodel step 40'."""
+        lines = []
+        for kind in REQUEST_KINDS:
+            request = self.pending_request(kind)
+            if request is None:
+                continue
+            what = kind.replace("_", " ")
+            if request.get("at_step") is None:
+                lines.append(f"{what} requested")
+            else:
+                lines.append(f"{what} planned at {request.get('stage') or 'any stage'} step {request['at_step']}")
+        return lines
+
+    def immediate_request(self, kind: str) -> dict[str, Any] | None:
+        """A pending request to act on now, not one scheduled for a later step."""
+        request = self.pending_request(kind)
+        return request if request is not None and request.get("at_step") is None else None
 
     def clear_request(self, kind: str) -> None:
         try:

@@ -242,13 +242,23 @@ class Supervisor:
                 continue
             if self.abort_requested():
                 return "aborted"
-            if self.run.pending_request("stop") is not None:   # arrived while no stage was running
+            if self.run.immediate_request("stop") is not None:   # arrived while no stage was running
                 return "stopped"
             outcome = self.run_stage(stage)
-            self.run.clear_request("early_stop")        # a late one was meant for this stage
+            self.clear_early_stop_after(stage)
             if outcome not in FINISHED:
                 return outcome
         return "completed"
+
+    def clear_early_stop_after(self, stage: str) -> None:
+        """A late early stop was meant for the stage that just ended; one aimed at a
+        later stage (planned with ``at_step``) stays for it."""
+        request = self.run.pending_request("early_stop")
+        if request is None:
+            return
+        later = STAGES[STAGES.index(stage) + 1:]
+        if request.get("stage") not in later:
+            self.run.clear_request("early_stop")
 
     def main(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):

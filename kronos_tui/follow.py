@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from kronos_train.checks import CheckResult
 from kronos_train.checks.run import after_checks, during_checks
-from kronos_train.events import REQUEST_KINDS, decode
+from kronos_train.events import decode
 from kronos_train.runfolder import RunFolder
 
 from .runstate import RunState
@@ -121,7 +121,7 @@ class Snapshot:
     view: View
     version: int
     can_resume: bool = False
-    pending_requests: list[str] = field(default_factory=list)
+    pending_requests: list[str] = field(default_factory=list)   # in words, e.g. "stop requested"
 
 
 class RawTail:
@@ -350,7 +350,7 @@ class RunFollower:
         self._status_t = now
         status, state, alive = self.run.read_status(), self.run.state(), self.run.is_alive()
         can_resume = self.run.can_resume()
-        pending = [k for k in REQUEST_KINDS if (self.run.requests_dir / f"{k}.json").exists()]
+        pending = self.run.pending_request_lines()
         changed = (state, alive, status.get("stage"), can_resume, pending) != (
             self.folder_state, self.alive, self.status.get("stage"), self.can_resume, self.pending_requests)
         self.status, self.folder_state, self.alive = status, state, alive

@@ -64,3 +64,19 @@ def test_check_run_judges_a_run_folder(logs_dir, capsys):
     assert results["run.model_loads"]["status"] == "error"
     assert results["run.forecast_vs_baselines"]["status"] == "pending"
     assert main(["check", "--run", "nothing"]) == 2
+
+
+def test_stop_at_step_plans_the_request_for_the_running_stage(logs_dir, capsys, monkeypatch):
+    from kronos_train.runfolder import RunFolder
+    run = RunFolder(logs_dir / "20260101-000000-demo")
+    run.path.mkdir(parents=True)
+    run.write_status(state="running", stage="basemodel")
+    monkeypatch.setattr(RunFolder, "is_alive", lambda self: True)
+    assert main(["stop", run.run_id, "--logs", str(logs_dir), "--at-step", "40"]) == 0
+    assert "when the basemodel stage reaches step 40" in capsys.readouterr().out
+    request = run.pending_request("stop")
+    assert (request["stage"], request["at_step"]) == ("basemodel", 40) and run.immediate_request("stop") is None
+    assert main(["stop", run.run_id, "--logs", str(logs_dir), "--early", "--at-step", "7", "--stage", "tokenizer"]) == 0
+    assert (run.pending_request("early_stop")["stage"], run.pending_request("early_stop")["at_step"]) == ("tokenizer", 7)
+    assert main(["stop", run.run_id, "--logs", str(logs_dir), "--abort", "--at-step", "3"]) == 2
+    assert "without --abort" in capsys.readouterr().out and run.pending_request("abort") is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..events import STAGES
 from ..runfolder import find_run, logs_dir_from_env
 
 
@@ -14,10 +15,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="early stop: end the current stage now (its best model is kept) and go on with the next")
     kind.add_argument("--abort", action="store_true",
                       help="SIGTERM the training processes now; the last committed checkpoint stays loadable")
+    parser.add_argument("--at-step", type=int, default=None, metavar="N",
+                        help="plan the stop (or early stop) for when the stage reaches optimizer step N "
+                             "instead of the next step")
+    parser.add_argument("--stage", choices=STAGES, default=None,
+                        help="the stage --at-step counts in (default: the stage running now)")
     parser.add_argument("--logs", type=Path, default=None, help="logs folder (default ./logs or $KRONOS_LOGS_DIR)")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.at_step is not None and (args.abort or args.at_step < 1):
+        print(f"kronos-train stop: --at-step {args.at_step}: give an optimizer step >= 1, "
+              "without --abort (an abort is immediate)")
+        return 2
     try:
         run = find_run(args.run, args.logs or logs_dir_from_env())
     except LookupError as exc:
@@ -26,17 +36,18 @@ def main(args: argparse.Namespace) -> int:
     if not run.is_alive():
         print(f"run {run.run_id} is not running (state: {run.state()}); nothing to stop")
         return 1
-    status = run.read_status()
+    stage = args.stage or run.read_status().get("stage")
+    when = (f"when the {stage or 'current'} stage reaches step {args.at_step}" if args.at_step
+            else "at the next optimizer step")
     if args.abort:
         run.request("abort", source="cli")
         print(f"run {run.run_id}: abort sent (SIGTERM to the training processes)")
     elif args.early:
-        stage = status.get("stage")
-        run.request("early_stop", source="cli", stage=stage)
+        run.request("early_stop", source="cli", stage=stage, at_step=args.at_step)
         print(f"run {run.run_id}: early stop requested for the {stage or 'current'} stage; "
-              "it ends at the next optimizer step and the next stage starts")
+              f"it ends {when} and the next stage starts")
     else:
-        run.request("stop", source="cli")
-        print(f"run {run.run_id}: stop requested; it checkpoints at the next optimizer step. "
+        run.request("stop", source="cli", stage=stage if args.at_step else None, at_step=args.at_step)
+        print(f"run {run.run_id}: stop requested; it checkpoints {when}. "
               f"Continue later with `kronos-train resume {run.run_id}`")
     return 0

@@ -6,7 +6,9 @@ one all-reduce, so every rank acts after the very same step and nobody is
 left waiting in a collective.  An early stop aimed at another stage (its
 ``stage`` field) is ignored, so a late "early stop" for the tokenizer never
 cuts the basemodel stage short; stop and abort concern the whole run, so
-their ``stage`` (what the sender saw) does not matter.
+their ``stage`` (what the sender saw) does not matter.  A request with
+``at_step`` waits until ``stage`` (any stage if it is None) reaches that
+optimizer step: a stop planned ahead, e.g. before a maintenance window.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ class StopPoller:
         self.run, self.stage, self.dist = run, stage, dist
         self.source: str | None = None
 
-    def _pending_code(self) -> int:
+    def _pending_code(self, step: int) -> int:
         try:
             names = os.listdir(self.run.requests_dir)
         except FileNotFoundError:
@@ -34,13 +36,20 @@ class StopPoller:
             if f"{kind}.json" not in names:
                 continue
             request = self.run.pending_request(kind) or {}
-            if kind == "early_stop" and request.get("stage") not in (None, self.stage):
+            if not self._due(kind, request, step):
                 continue
             code = max(code, ACTIONS.index(kind))
             self.source = request.get("source") or self.source
         return code
 
-    def poll(self) -> str | None:
-        """The action every rank takes after this step, or None to go on."""
-        code = self._pending_code() if self.dist.is_main else 0
+    def _due(self, kind: str, request: dict, step: int) -> bool:
+        aimed_here = request.get("stage") in (None, self.stage)
+        at_step = request.get("at_step")
+        if at_step is not None:
+            return aimed_here and step >= int(at_step)
+        return aimed_here or kind != "early_stop"
+
+    def poll(self, step: int) -> str | None:
+        """The action every rank takes after optimizer step ``step``, or None to go on."""
+        code = self._pending_code(step) if self.dist.is_main else 0
         return ACTIONS[self.dist.all_reduce_max_int(code)]

@@ -479,7 +479,7 @@ class StageRunner:
                     self.window.data_wait_s += feed.wait_s - wait_before
                     if p.step % log_interval == 0:
                         self.log_window()
-                    action = self.poller.poll()
+                    action = self.poller.poll(p.step)
                     if action is not None:
                         return self.act_on_request(action)
                     if every and p.step % every == 0 and p.batch_in_epoch < micro_total:

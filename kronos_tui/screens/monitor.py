@@ -164,8 +164,8 @@ class MonitorScreen(KronosScreen):
             text.append(f" · {snap.host}")
         if not snap.caught_up:
             text.append(f" · reading {snap.progress:.0%}", style="italic")
-        for kind in snap.pending_requests:
-            text.append(f" · {kind.replace('_', ' ')} requested…", style="italic")
+        for request in snap.pending_requests:
+            text.append(f" · {request}…", style="italic")
         if snap.errors:
             text.append(f" · ✗ {snap.errors[-1].get('kind')} error", style="bold red")
         return text

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kronos_train.calendar import next_trading_days
+from kronos_train.config import KronosConfig
 
 PERIOD = 16
 HORIZON = PERIOD // 2
@@ -101,10 +102,8 @@ def train_tiny_pair(data_path: Path, out_dir: Path, *, tokenizer_steps: int = 30
     return tok_dir, pred_dir, time.time() - started
 
 
-def tiny_config(data_path: Path, **evaluation) -> "KronosConfig":  # noqa: F821 (imported inside)
+def tiny_config(data_path: Path, **evaluation) -> KronosConfig:
     """The windows the tiny pair was trained on, and quick deterministic sampling."""
-    from kronos_train.config import KronosConfig
-
     cfg = KronosConfig()
     cfg.data.data_path = str(data_path)
     cfg.data.lookback_window, cfg.data.predict_window, cfg.data.max_context = LOOKBACK, HORIZON, 64

@@ -2,6 +2,7 @@
 and control requests agreed on one step."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from kronos_train.config import KronosConfig
@@ -89,13 +90,43 @@ def test_root_cause_prefers_the_primary_failure(tmp_path):
 def test_requests_are_seen_with_priority_and_stage_targeting(tmp_path):
     run = RunFolder(tmp_path)
     poller = StopPoller(run, "basemodel", DistEnv())
-    assert poller.poll() is None
+    assert poller.poll(1) is None
     run.request("early_stop", source="tui", stage="tokenizer")     # meant for the other stage
-    assert poller.poll() is None
+    assert poller.poll(1) is None
     run.request("early_stop", source="tui", stage="basemodel")
-    assert poller.poll() == "early_stop" and poller.source == "tui"
+    assert poller.poll(1) == "early_stop" and poller.source == "tui"
     run.request("stop", source="tui", stage="tokenizer")          # stop is for the whole run
-    assert poller.poll() == "stop"
+    assert poller.poll(1) == "stop"
     run.clear_request("stop")
     run.clear_request("early_stop")
-    assert poller.poll() is None
+    assert poller.poll(1) is None
+
+
+def test_a_planned_request_waits_for_its_stage_and_step(tmp_path):
+    run = RunFolder(tmp_path)
+    tokenizer, basemodel = StopPoller(run, "tokenizer", DistEnv()), StopPoller(run, "basemodel", DistEnv())
+    run.request("stop", source="cli", stage="basemodel", at_step=5)
+    assert run.immediate_request("stop") is None and run.pending_request("stop")["at_step"] == 5
+    assert tokenizer.poll(9) is None                                # another stage's step 9
+    assert [basemodel.poll(step) for step in (4, 5, 6)] == [None, "stop", "stop"]
+    run.request("early_stop", source="cli", at_step=2)              # any stage
+    assert tokenizer.poll(1) is None and tokenizer.poll(2) == "early_stop"
+    for bad in (dict(kind="abort", at_step=3), dict(kind="stop", at_step=0)):
+        with pytest.raises(ValueError):
+            run.request(bad.pop("kind"), **bad)
+
+
+def test_the_supervisor_keeps_an_early_stop_planned_for_a_later_stage(tmp_path):
+    from kronos_train.launch import create_run
+    from kronos_train.supervisor import Supervisor
+    from train_helpers import write_preset
+    run = create_run(write_preset(tmp_path), tmp_path / "logs", num_gpus=1)
+    supervisor = Supervisor(run, resume=False, foreground=False)
+    run.request("early_stop", source="cli", stage="basemodel", at_step=2)
+    supervisor.clear_early_stop_after("tokenizer")
+    assert run.pending_request("early_stop")["at_step"] == 2        # still waiting for the basemodel stage
+    supervisor.clear_early_stop_after("basemodel")
+    assert run.pending_request("early_stop") is None
+    run.request("early_stop", source="tui", stage="tokenizer")      # pressed too late: gone with its stage
+    supervisor.clear_early_stop_after("tokenizer")
+    assert run.pending_request("early_stop") is None

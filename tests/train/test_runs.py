@@ -28,6 +28,14 @@ def workspace(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def long_preset(workspace):
+    """A tokenizer stage of minutes, not 0.7 s: the tests that act while it runs never race its end."""
+    folder = workspace[0]
+    return write_preset(folder, name="long", model_paths={"base_path": str(folder / "official")},
+                        training={"tokenizer_epochs": 200})
+
+
+@pytest.fixture(scope="module")
 def baseline(workspace) -> RunFolder:
     """One uninterrupted run: the reference every interrupted run must reproduce."""
     _, preset, logs = workspace
@@ -37,9 +45,13 @@ def baseline(workspace) -> RunFolder:
     return run
 
 
-def start(workspace, **kwargs) -> RunFolder:
-    _, preset, logs = workspace
-    run = create_run(preset, logs, **kwargs)
+def start(workspace, preset=None, before=None, **kwargs) -> RunFolder:
+    """Create and start a run of ``preset`` (the tiny one by default); ``before(run)`` runs
+    between the two, e.g. to plan a request."""
+    _, tiny, logs = workspace
+    run = create_run(preset or tiny, logs, **kwargs)
+    if before is not None:
+        before(run)
     start_supervisor(run)
     return run
 
@@ -67,12 +79,13 @@ def test_both_stages_run_and_tell_a_complete_valid_story(baseline, workspace):
 
 
 def test_stop_then_resume_reproduces_the_uninterrupted_losses(baseline, workspace):
-    run = start(workspace)
-    wait_until(lambda: any(s["step"] >= 3 for s in events(run, "step", "basemodel")), what="basemodel step 3")
-    run.request("stop", source="test", stage="basemodel")
+    # Planned ahead, so the stop lands mid-epoch at step 5 however fast the machine is (the
+    # whole stage takes under a second on 2 cores: a stop sent on seeing a step could miss it).
+    run = start(workspace, before=lambda r: r.request("stop", source="test", stage="basemodel", at_step=5))
     assert wait_finished(run) == "stopped"
+    assert events(run, "stage_end", "tokenizer")[-1]["status"] == "completed"
     stop = events(run, "stop")[0]
-    assert stop["kind"] == "stop" and stop["stage"] == "basemodel" and 3 <= stop["step"] < 16
+    assert (stop["kind"], stop["stage"], stop["step"]) == ("stop", "basemodel", 5)
     assert events(run, "stage_end", "basemodel")[-1]["status"] == "stopped"
     assert events(run, "run_end")[-1]["status"] == "stopped" and run.can_resume()
     resume_run(run)
@@ -111,8 +124,8 @@ def test_early_stop_request_ends_the_stage_and_the_pipeline_goes_on(workspace):
     assert train_state["tokenizer_path"] == str(run.checkpoint_dir("tokenizer", "best"))
 
 
-def test_a_hangup_does_not_stop_the_run_and_abort_ends_it_aborted_never_failed(workspace):
-    run = start(workspace)
+def test_a_hangup_does_not_stop_the_run_and_abort_ends_it_aborted_never_failed(workspace, long_preset):
+    run = start(workspace, long_preset)
     wait_until(lambda: events(run, "step", "tokenizer"), what="a tokenizer step")
     os.kill(run.read_status()["pid"], signal.SIGHUP)         # the terminal that started it closes
     time.sleep(0.5)
@@ -125,8 +138,8 @@ def test_a_hangup_does_not_stop_the_run_and_abort_ends_it_aborted_never_failed(w
     assert validate_story(events(run)) == []
 
 
-def test_a_killed_worker_is_recorded_with_its_cause(workspace):
-    run = start(workspace)
+def test_a_killed_worker_is_recorded_with_its_cause(workspace, long_preset):
+    run = start(workspace, long_preset)
     wait_until(lambda: events(run, "step", "tokenizer"), what="a tokenizer step")
     torchrun = run.read_status()["pgid"]
     workers = [pid for pid in processes_of(run) if _ppid(pid) == torchrun and b"\0RANK=1\0" in _environ(pid)]

@@ -270,3 +270,13 @@ def test_a_replaced_events_file_is_read_again(tmp_path):
     assert before > 1
     assert follower.tail.offset == run.events_path.stat().st_size
     assert follower.state.records == 1                         # the new story only, not both
+
+
+def test_the_follower_tells_requested_and_planned_stops_apart(tmp_path):
+    run = write_run(tmp_path, RunSpec(stages=("tokenizer",), finish=False, state="running", epochs=1))
+    follower = RunFollower(run, sample_gpus=False)
+    run.request("early_stop", source="tui", stage="tokenizer")
+    run.request("stop", source="cli", stage="basemodel", at_step=40)
+    follower.force_status()
+    follower.poll()
+    assert follower.snapshot(View()).pending_requests == ["early stop requested", "stop planned at basemodel step 40"]
