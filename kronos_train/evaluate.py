@@ -89,8 +89,8 @@ def _is_run_folder(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in ("config.yaml", "events.jsonl", "checkpoints"))
 
 
-def resolve_model_source(refs: str | Path | Sequence[str | Path]) -> ModelSource:
-    """A run folder (or run id / ``last``), an upstream experiment folder
+def resolve_model_source(refs: str | Path | Sequence[str | Path], logs_dir: Path | None = None) -> ModelSource:
+    """A run folder (or run id / ``last`` in ``logs_dir``), an upstream experiment folder
     (``tokenizer/best_model`` + ``basemodel/best_model``), or two model folders in any order."""
     items = [refs] if isinstance(refs, (str, Path)) else list(refs)
     if not items:
@@ -109,16 +109,16 @@ def resolve_model_source(refs: str | Path | Sequence[str | Path]) -> ModelSource
     if kind is not None:
         other = "predictor" if kind == "tokenizer" else "tokenizer"
         raise EvaluationError(f"{path} is a {kind} folder; pass the {other} folder as well (in any order)")
-    return _source_from_run(_find_run_folder(str(items[0]), path))
+    return _source_from_run(_find_run_folder(str(items[0]), path, logs_dir))
 
 
-def _find_run_folder(ref: str, path: Path) -> Path:
+def _find_run_folder(ref: str, path: Path, logs_dir: Path | None) -> Path:
     from .runfolder import find_run
 
     if path.exists() and not path.is_dir():
         raise EvaluationError(f"{path} is a file; pass a run folder or model folders (config.json + model.safetensors)")
     try:
-        return find_run(ref).path
+        return find_run(ref, logs_dir).path
     except LookupError as exc:
         raise EvaluationError(f"{ref} is neither a run folder nor a model folder: {exc}") from None
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..evaluate import (EvaluationError, EvaluationRequest, ForecastSettings, evaluate, format_table, load_run_config,
                         print_err, resolve_model_source, write_eval, write_eval_file)
+from ..runfolder import data_cache_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-pretrained", action="store_true", help="skip the model before fine-tuning")
     parser.add_argument("--out", type=Path, help="where to write eval.json (default: the run folder; none for model folders)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    parser.add_argument("--logs", type=Path, default=None,
+                        help="where run ids and 'last' are looked up (default ./logs or $KRONOS_LOGS_DIR)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -52,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def build_request(args: argparse.Namespace) -> tuple[EvaluationRequest, Path | None]:
-    source = resolve_model_source(args.models)
+    source = resolve_model_source(args.models, args.logs)
     cfg = resolve_config(args.config, source.run_dir)
     settings = ForecastSettings.from_config(cfg, sample_count=args.sample_count, seed=args.seed, batch_size=args.batch)
     _check_positive(horizon=args.horizon, windows=args.windows, batch=args.batch, sample_count=args.sample_count)
@@ -60,7 +63,7 @@ def build_request(args: argparse.Namespace) -> tuple[EvaluationRequest, Path | N
         config=cfg, source=source, horizon=args.horizon or cfg.evaluation.horizon,
         max_windows=args.windows or cfg.evaluation.max_windows, settings=settings,
         device=pick_device(args.device, cfg), data_path=args.data, include_pretrained=not args.no_pretrained,
-        cache_dir=".kronos-cache")
+        cache_dir=str(data_cache_dir(args.logs)))
     return request, source.run_dir
 
 

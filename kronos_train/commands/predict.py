@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluate import EvaluationError, ForecastSettings, load_models, print_err, resolve_model_source
+from ..runfolder import data_cache_dir
 from ..submission import (DEFAULT_MAX_HORIZON, DEFAULT_RULES, PlanOptions, SubmissionError, SubmissionRequest,
                           make_submission, read_test_csv, summary_lines)
 from .evaluate import pick_device
@@ -32,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-count", type=int, help="sample paths averaged per forecast (default: evaluation.sample_count)")
     parser.add_argument("--seed", type=int, help="sampling seed (default: training.seed)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
+    parser.add_argument("--logs", type=Path, default=None,
+                        help="where run ids and 'last' are looked up (default ./logs or $KRONOS_LOGS_DIR)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -47,13 +50,13 @@ def main(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     _check_positive(batch=args.batch, horizon=args.horizon, max_horizon=args.max_horizon,
                     min_history=args.min_history, sample_count=args.sample_count)
-    source = resolve_model_source(args.model)
+    source = resolve_model_source(args.model, args.logs)
     cfg = _config(args.config, source.run_dir)
     test = read_test_csv(args.test)
     data_path = args.data or cfg.data.data_path
     if not data_path:
         raise SubmissionError("no training data: pass --data train.csv")
-    table = _load_table(data_path, cfg)
+    table = _load_table(data_path, cfg, data_cache_dir(args.logs))
     tokenizer, predictor = load_models(source, device=pick_device(args.device, cfg))
     lookback = cfg.data.lookback_window
     request = SubmissionRequest(
@@ -79,14 +82,14 @@ def _config(config_ref: str | None, run_dir: Path | None) -> Any:
     return cfg
 
 
-def _load_table(path: str, cfg: Any) -> Any:
-    from ..data import DEFAULT_CACHE_DIR, load_series
+def _load_table(path: str, cfg: Any, cache_dir: Path) -> Any:
+    from ..data import load_series
 
     if not Path(path).is_file():
         raise SubmissionError(f"{path}: no such file; pass the competition's train.csv with --data")
     print_err(f"reading {path} ...")
     table, report = load_series(path, ticker_column=cfg.data.ticker_column or None,
-                                single_series=cfg.data.single_series, cache_dir=DEFAULT_CACHE_DIR)
+                                single_series=cfg.data.single_series, cache_dir=cache_dir)
     if not report.ok:
         raise SubmissionError(f"{path} cannot be used:\n  " + "\n  ".join(str(i) for i in report.errors))
     print_err(f"{len(table)} tickers, {table.n_rows:,} rows")

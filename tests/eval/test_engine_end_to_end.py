@@ -36,7 +36,12 @@ def test_run_then_evaluate_then_predict(planted_csv: Path, tmp_path: Path, logs_
     (run,) = list(logs_dir.iterdir())
     capsys.readouterr()
 
-    assert cli(["evaluate", "last"]) == 0
+    monkeypatch.delenv("KRONOS_LOGS_DIR")                 # runs are found through --logs alone
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert cli(["evaluate", "last"]) == 2                 # no ./logs here
+    assert "logs" in capsys.readouterr().err
+    assert cli(["evaluate", "last", "--logs", str(logs_dir)]) == 0
     result = json.loads((run / "eval.json").read_text())
     m = result["metrics"]
     assert result["horizon"] == HORIZON and result["windows"] == 64
@@ -48,7 +53,7 @@ def test_run_then_evaluate_then_predict(planted_csv: Path, tmp_path: Path, logs_
 
     ids = [f"ticker_{k}" for k in range(1, 17)]
     pd.DataFrame({"ID": ids, "Date": "2030-01-02"}).to_csv(tmp_path / "test.csv", index=False)
-    code = cli(["predict", "--model", str(run), "--data", str(planted_csv), "--test", str(tmp_path / "test.csv"),
+    code = cli(["predict", "--model", "last", "--logs", str(logs_dir), "--data", str(planted_csv), "--test", str(tmp_path / "test.csv"),
                 "--out", str(tmp_path / "submission.csv"), "--horizon", str(HORIZON)])
     assert code == 0, capsys.readouterr().err
     sub = pd.read_csv(tmp_path / "submission.csv")
