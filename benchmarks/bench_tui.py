@@ -1,4 +1,4 @@
-"""kronos-tui performance figures: first frame, attaching to a long run, following a live run.
+"""kronos-tui performance figures: first frame, attaching to a long run, following a live run, typing.
 
     python benchmarks/bench_tui.py                 # all three, 1M-line file, 20 s of following
     python benchmarks/bench_tui.py --lines 200000 --follow-seconds 10
@@ -12,6 +12,8 @@
 3. follow: the app (a separate process) follows a live run while this process
    appends step records at ``--rate`` per second and a GPU record every 2 s;
    the app's CPU time over ``--follow-seconds`` as a share of one core.
+4. typing: CPU time per keystroke in a field of the preset form (76 fields,
+   validated on every key), against a one-Input Textual app in the same run.
 
 Targets (issue 5): first frame < 1 s; curves of a 1M-line run < 3 s;
 following < 5 % of one core.
@@ -171,6 +173,66 @@ def attach(logs: Path, user: Path) -> dict[str, float]:
     return asyncio.run(run())
 
 
+# --------------------------------------------------------------------------- 4. typing
+
+KEYS = "1234567890" * 3
+
+
+async def _cpu_per_key(app, focus: str, ready) -> float:
+    """CPU seconds per key typed at 10 keys/s, less the app's idle CPU over as long.
+    Keys go through the driver, not Pilot.press: the pilot's own wait visits every
+    widget of the screen after each key, which would dominate the figure."""
+    from textual import events
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        box = app.screen.query_one(focus)
+        box.focus()
+        await pilot.pause(0.3)
+        seconds = len(KEYS) * 0.1 + 0.5
+        cpu = time.process_time()
+        await asyncio.sleep(seconds)
+        idle = time.process_time() - cpu
+        cpu = time.process_time()
+        for key in KEYS:
+            app._driver.send_message(events.Key(key, key))     # as a terminal's key would arrive
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        busy = time.process_time() - cpu
+        assert box.value.endswith(KEYS), f"the keys did not reach the field: {box.value!r}"
+        return (busy - idle) / len(KEYS)
+
+
+def typing(logs: Path, user: Path) -> dict[str, float]:
+    os.environ["KRONOS_LOGS_DIR"], os.environ["KRONOS_TUI_PRESETS"] = str(logs), str(user)
+    (user / "typing.yaml").write_text("extends: kaggle\ntraining:\n  batch_size: 16\n", encoding="utf-8")
+    from textual.app import App
+    from textual.widgets import Input
+
+    from kronos_tui.app import KronosApp
+    from kronos_tui.screens.editor import PresetEditor
+    from kronos_tui.services import Services
+
+    class OneInput(App):
+        def compose(self):
+            yield Input(id="box")
+
+    async def nothing(pilot) -> None:
+        await pilot.pause(0.2)
+
+    async def open_editor(pilot) -> None:
+        await pilot.pause(0.5)
+        await pilot.press("e")
+        while not isinstance(pilot.app.screen, PresetEditor):
+            await pilot.pause(0.05)
+        await pilot.pause(0.5)
+
+    baseline = asyncio.run(_cpu_per_key(OneInput(), "#box", nothing))
+    form = asyncio.run(_cpu_per_key(KronosApp("typing", services=Services(logs_dir=logs, auto_model_check=False)),
+                                    "#f-training--batch_size", open_editor))
+    return {"baseline_ms": 1e3 * baseline, "form_ms": 1e3 * form}
+
+
 # --------------------------------------------------------------------------- 3. follow
 
 FOLLOW_SCRIPT = r"""
@@ -225,7 +287,7 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--follow-seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=10.0, help="step records per second while following")
-    parser.add_argument("--only", choices=("first-frame", "attach", "follow"), default=None)
+    parser.add_argument("--only", choices=("first-frame", "attach", "follow", "typing"), default=None)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-tui-"))
     (work / "logs").mkdir()
@@ -251,6 +313,10 @@ def main() -> int:
             r = follow(work, args.follow_seconds, args.rate)
             print(f"following a live run ({r['records_per_s']:.0f} step records/s + GPU every 2 s) for "
                   f"{r['seconds']:.0f} s: {100 * r['cpu_share_of_one_core']:.1f} % of one core   [target < 5 %]")
+        if args.only in (None, "typing"):
+            r = typing(work / "logs", work / "user")
+            print(f"typing in the preset form: {r['form_ms']:.1f} ms CPU per key (validation and redraw), "
+                  f"one-Input app {r['baseline_ms']:.1f} ms: {r['form_ms'] / r['baseline_ms']:.1f}x")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"load average now {os.getloadavg()[0]:.2f}")
