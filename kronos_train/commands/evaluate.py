@@ -22,12 +22,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                       "(default: evaluation.max_windows)")
     parser.add_argument("--data", help="data file instead of the config's data.data_path")
     parser.add_argument("--batch", type=int, default=64, help="windows per forecast call (default 64)")
-    parser.add_argument("--sample-count", type=int, help="sample paths averaged per forecast (default: evaluation.sample_count)")
-    parser.add_argument("--seed", type=int, help="sampling seed (default: training.seed)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
+    add_forecast_arguments(parser)
     parser.add_argument("--no-pretrained", action="store_true", help="skip the model before fine-tuning")
     parser.add_argument("--out", type=Path, help="where to write eval.json (default: the run folder; none for model folders)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+
+
+def add_forecast_arguments(parser: argparse.ArgumentParser) -> None:
+    """What evaluate and predict share: sampling, the device, where run ids are looked up."""
+    parser.add_argument("--sample-count", type=int, help="sample paths averaged per forecast (default: evaluation.sample_count)")
+    parser.add_argument("--seed", type=int, help="sampling seed (default: training.seed)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
     parser.add_argument("--logs", type=Path, default=None,
                         help="where run ids and 'last' are looked up (default ./logs or $KRONOS_LOGS_DIR)")
 

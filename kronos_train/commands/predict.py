@@ -9,7 +9,7 @@ from ..evaluate import EvaluationError, ForecastSettings, load_models, print_err
 from ..runfolder import data_cache_dir
 from ..submission import (DEFAULT_MAX_HORIZON, DEFAULT_RULES, PlanOptions, SubmissionError, SubmissionRequest,
                           make_submission, read_test_csv, summary_lines)
-from .evaluate import pick_device
+from .evaluate import add_forecast_arguments, pick_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,11 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-horizon", type=int, default=DEFAULT_MAX_HORIZON,
                         help=f"rows whose horizon exceeds this get the default (default {DEFAULT_MAX_HORIZON})")
     parser.add_argument("--min-history", type=int, help="fewer rows than this get the default (default: lookback_window)")
-    parser.add_argument("--sample-count", type=int, help="sample paths averaged per forecast (default: evaluation.sample_count)")
-    parser.add_argument("--seed", type=int, help="sampling seed (default: training.seed)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
-    parser.add_argument("--logs", type=Path, default=None,
-                        help="where run ids and 'last' are looked up (default ./logs or $KRONOS_LOGS_DIR)")
+    add_forecast_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
