@@ -98,6 +98,7 @@ class TrainingConfig:
     train_windows_per_epoch: int = 0   # 0 = every window once per epoch
     val_windows: int = 0               # 0 = every validation window
     checkpoint_every_steps: int = 0    # 0 = at epoch ends and stop requests only
+    time_budget_minutes: float = 0.0   # 0 = none; else stop (resumable) once an attempt has run this long
 
 
 @dataclass
@@ -358,6 +359,8 @@ def validate(cfg: KronosConfig) -> list[ConfigProblem]:
     for name in ("train_windows_per_epoch", "val_windows", "checkpoint_every_steps"):
         value = getattr(t, name)
         _check(p, value >= 0, f"training.{name}", value, "must be 0 (off / all) or positive")
+    _check(p, t.time_budget_minutes >= 0, "training.time_budget_minutes", t.time_budget_minutes,
+           "must be 0 (no budget) or positive, e.g. 510 for a 9-hour Kaggle session with a margin")
     _check(p, s.name in SCHEDULERS, "training.scheduler.name", s.name, f"allowed: {', '.join(SCHEDULERS)}")
     _check(p, 0 <= s.warmup_ratio < 1, "training.scheduler.warmup_ratio", s.warmup_ratio, "must lie in [0, 1)")
     _check(p, 0 <= s.min_lr_ratio <= 1, "training.scheduler.min_lr_ratio", s.min_lr_ratio, "must lie in [0, 1]")

@@ -30,6 +30,8 @@ STAGE_STATUSES = ("completed", "early_stopped", "stopped", "failed", "skipped")
 RUN_STATUSES = ("completed", "stopped", "failed", "aborted")
 ERROR_KINDS = ("oom", "nccl", "data", "config", "worker", "other")
 REQUEST_KINDS = ("early_stop", "stop", "abort")
+# The ``source`` of a ``stop`` event that no one asked for: training.time_budget_minutes ran out.
+TIME_BUDGET_SOURCE = "time_budget"
 
 # event -> (required fields, optional fields).  Every record also carries
 # "t" (unix seconds, float) and "event"; trainer records carry "attempt"

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .config import config_hash, world_size
-from .events import SCHEMA_VERSION, STAGES, EventWriter, read_events
+from .events import SCHEMA_VERSION, STAGES, TIME_BUDGET_SOURCE, EventWriter, read_events
 from .launch import LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason
 from .runfolder import RunFolder
 from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, read_failures, root_cause,
@@ -91,6 +91,10 @@ class Supervisor:
         self.proc: subprocess.Popen | None = None
         self.signalled: int | None = None
         self.stages: dict[str, Any] = dict(previous.get("stages") or {}) if resume else {}
+        budget = self.cfg.training.time_budget_minutes
+        # Each attempt gets the whole budget: a resume is typically the next session.
+        self.deadline = self.started + 60 * budget if budget > 0 else None
+        self.budget_reached = False
 
     # ------------------------------------------------------------ helpers
     def say(self, text: str) -> None:
@@ -132,6 +136,8 @@ class Supervisor:
                "--nproc-per-node", str(d.num_gpus), "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
                "--rdzv-id", rdzv_id, "--max-restarts", "0",
                "-m", "kronos_train.train.stages", str(self.run.path), stage, "--attempt", str(self.attempt)]
+        if self.deadline is not None:
+            cmd += ["--deadline", f"{self.deadline:.3f}"]
         if os.environ.get("KRONOS_LAUNCHER") == "srun":     # set by the batch script of `kronos-train slurm`
             extra = shlex.split(os.environ.get("KRONOS_SRUN_ARGS", ""))
             cmd = ["srun", f"--nodes={d.nodes}", "--ntasks-per-node=1", "--kill-on-bad-exit=1", *extra] + cmd
@@ -244,7 +250,15 @@ class Supervisor:
                 return "aborted"
             if self.run.immediate_request("stop") is not None:   # arrived while no stage was running
                 return "stopped"
+            if self.deadline is not None and time.time() >= self.deadline:
+                self.events.emit("log", level="info", stage=stage, attempt=self.attempt,
+                                 message=f"{stage}: not started, the time budget is spent; resume to run it")
+                self.budget_reached = True
+                return "stopped"
             outcome = self.run_stage(stage)
+            if outcome == "stopped" and any(r.get("event") == "stop" and r.get("source") == TIME_BUDGET_SOURCE
+                                            and r.get("attempt") == self.attempt for r in self.stage_records(stage)):
+                self.budget_reached = True
             self.clear_early_stop_after(stage)
             if outcome not in FINISHED:
                 return outcome
@@ -282,7 +296,9 @@ class Supervisor:
                              attempt=self.attempt)
             final = "failed"
             self.say(f"failed: {exc}")
-        messages = {"completed": "all stages done", "stopped": "stopped on request; resumable",
+        budget = f"time budget of {self.cfg.training.time_budget_minutes:g} min reached; resumable"
+        messages = {"completed": "all stages done",
+                    "stopped": budget if self.budget_reached else "stopped on request; resumable",
                     "aborted": "aborted on request", "failed": "a stage failed; see the error event"}
         self.events.emit("run_end", status=final, attempt=self.attempt,
                          duration_s=round(time.time() - self.started, 3), message=messages[final])

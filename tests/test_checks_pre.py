@@ -88,6 +88,13 @@ def test_batch_and_time_arithmetic(tmp_path):
     assert hours["basemodel"] > hours["tokenizer"] > 0
     tiny = type("R", (), {"n_train_windows": 100})()
     assert pre.check_batch_and_time(cfg, tiny).status == "error"
+    assert result.status == "info"
+    total_minutes = 60 * (hours["tokenizer"] + hours["basemodel"])
+    cfg.training.time_budget_minutes = total_minutes * 2
+    assert pre.check_batch_and_time(cfg, report).status == "info"
+    cfg.training.time_budget_minutes = total_minutes / 2
+    over = pre.check_batch_and_time(cfg, report)
+    assert over.status == "warn" and "time budget" in over.detail and "resume" in over.hint
 
 
 def test_output_not_writable(tmp_path):

@@ -306,10 +306,17 @@ def check_batch_and_time(cfg: KronosConfig, data_report: Any | None = None, gpus
     estimate = estimate_hours(cfg, windows)
     data["estimate_hours"] = estimate
     text = f"{detail}; {steps:,} steps/epoch"
-    if estimate is not None:
-        text += f"; roughly {_fmt_hours(estimate['tokenizer'])} tokenizer + {_fmt_hours(estimate['basemodel'])} basemodel"
-    return CheckResult("batch.time", "Effective batch, steps and time", "info", text,
-                       "the time is a FLOP-count estimate; benchmarks/bench_train.py measures the real rate", data=data)
+    hint = "the time is a FLOP-count estimate; benchmarks/bench_train.py measures the real rate"
+    if estimate is None:
+        return CheckResult("batch.time", "Effective batch, steps and time", "info", text, hint, data=data)
+    text += f"; roughly {_fmt_hours(estimate['tokenizer'])} tokenizer + {_fmt_hours(estimate['basemodel'])} basemodel"
+    budget_hours = t.time_budget_minutes / 60
+    if budget_hours and estimate["tokenizer"] + estimate["basemodel"] > budget_hours:
+        return CheckResult("batch.time", "Effective batch, steps and time", "warn",
+                           f"{text}: more than the time budget of {_fmt_hours(budget_hours)}",
+                           "the run will stop at the budget with a checkpoint; resume it in the next session "
+                           "(or shorten it: fewer epochs, train_windows_per_epoch)", data=data)
+    return CheckResult("batch.time", "Effective batch, steps and time", "info", text, hint, data=data)
 
 
 def estimate_hours(cfg: KronosConfig, windows_per_epoch: int) -> dict[str, float] | None:

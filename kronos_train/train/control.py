@@ -9,11 +9,15 @@ cuts the basemodel stage short; stop and abort concern the whole run, so
 their ``stage`` (what the sender saw) does not matter.  A request with
 ``at_step`` waits until ``stage`` (any stage if it is None) reaches that
 optimizer step: a stop planned ahead, e.g. before a maintenance window.
+A ``deadline`` (``training.time_budget_minutes`` after the attempt began)
+acts like a stop request from the source ``time_budget``.
 """
 from __future__ import annotations
 
 import os
+import time
 
+from ..events import TIME_BUDGET_SOURCE
 from ..runfolder import RunFolder
 from .distributed import DistEnv
 
@@ -22,16 +26,18 @@ ACTIONS = (None, "early_stop", "stop", "abort")
 
 
 class StopPoller:
-    def __init__(self, run: RunFolder, stage: str, dist: DistEnv):
-        self.run, self.stage, self.dist = run, stage, dist
+    def __init__(self, run: RunFolder, stage: str, dist: DistEnv, deadline: float | None = None):
+        self.run, self.stage, self.dist, self.deadline = run, stage, dist, deadline
         self.source: str | None = None
 
     def _pending_code(self, step: int) -> int:
+        code = 0
+        if self.deadline is not None and time.time() >= self.deadline:
+            code, self.source = ACTIONS.index("stop"), TIME_BUDGET_SOURCE
         try:
             names = os.listdir(self.run.requests_dir)
         except FileNotFoundError:
-            return 0
-        code = 0
+            return code
         for kind in ACTIONS[1:]:
             if f"{kind}.json" not in names:
                 continue

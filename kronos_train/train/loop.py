@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..config import KronosConfig, config_hash, to_dict
-from ..events import SCHEMA_VERSION
+from ..events import SCHEMA_VERSION, TIME_BUDGET_SOURCE
 from ..runfolder import RunFolder
 from . import checkpoint
 from .control import StopPoller
@@ -78,6 +78,7 @@ class Stage:
     grad_clip: float
     writer: Any                       # EventWriter on rank 0, NullWriter elsewhere
     extra_state: dict[str, Any] = field(default_factory=dict)   # e.g. the tokenizer the basemodel uses
+    deadline: float | None = None     # time.time() at which the attempt's time budget ends
 
     @property
     def accumulation(self) -> int:
@@ -276,7 +277,7 @@ class StageRunner:
         es = s.cfg.training.early_stopping
         self.early = EarlyStopping(es.patience, es.min_delta, es.enabled)
         self.window = LogWindow(s.dist.device)
-        self.poller = StopPoller(s.run, s.name, s.dist)
+        self.poller = StopPoller(s.run, s.name, s.dist, s.deadline)
         self.started = time.time()
         self.resumed_from: int | None = None
         self.has_val = s.val_sampler.num_batches(0) > 0
@@ -425,6 +426,9 @@ class StageRunner:
             return self.end("stopped", "aborted on request; the last committed checkpoint stays loadable")
         if action == "stop":
             self.save_last()
+            if self.poller.source == TIME_BUDGET_SOURCE:
+                minutes = self.s.cfg.training.time_budget_minutes
+                return self.end("stopped", f"time budget of {minutes:g} min reached at step {p.step}; resumable")
             return self.end("stopped", f"stopped on request at step {p.step}; resumable")
         self.log_window()                           # early stop: the stage is over, flush its last points
         self.ending = "early_stop_request"          # a kill before stage_end must not revive the stage

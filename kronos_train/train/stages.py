@@ -1,6 +1,6 @@
 """The torchrun entry point of a stage: builds data, models and optimizer, then runs the loop.
 
-    torchrun ... -m kronos_train.train.stages RUN_DIR {tokenizer|basemodel} [--attempt N]
+    torchrun ... -m kronos_train.train.stages RUN_DIR {tokenizer|basemodel} [--attempt N] [--deadline T]
 
 ``tokenizer`` fine-tunes the tokenizer (official losses, clip 2.0, AdamW with
 default betas (0.9, 0.999) as the official script); ``basemodel`` fine-tunes
@@ -148,7 +148,7 @@ def tokenizer_for_basemodel(cfg: KronosConfig, run: RunFolder, ckpt: checkpoint.
 # --------------------------------------------------------------------------- stage assembly
 
 def build_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist: DistEnv, prepared: Any,
-                ckpt: checkpoint.LastCheckpoint | None, writer: Any) -> Stage:
+                ckpt: checkpoint.LastCheckpoint | None, writer: Any, deadline: float | None = None) -> Stage:
     t = cfg.training
     torch.manual_seed(t.seed)              # the same initial weights on every rank
     extra: dict[str, Any] = {"data_file": data_fingerprint(cfg)}
@@ -194,7 +194,7 @@ def build_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist
     return Stage(name=name, cfg=cfg, run=run, attempt=attempt, dist=dist, model=ddp_model, raw_model=model,
                  train_loss=train_loss, val_loss=val_loss, optimizer=optimizer, schedule=schedule, scaler=scaler,
                  train_set=prepared.train, val_set=prepared.val, sampler=train_sampler, val_sampler=val_sampler,
-                 epochs=epochs, peak_lr=lr, grad_clip=clip, writer=writer, extra_state=extra)
+                 epochs=epochs, peak_lr=lr, grad_clip=clip, writer=writer, extra_state=extra, deadline=deadline)
 
 
 def export_official(cfg: KronosConfig, run: RunFolder, stage: str) -> None:
@@ -206,7 +206,8 @@ def export_official(cfg: KronosConfig, run: RunFolder, stage: str) -> None:
         print(f"[{stage}] best model exported to {target}", flush=True)
 
 
-def run_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist: DistEnv) -> str:
+def run_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist: DistEnv,
+              deadline: float | None = None) -> str:
     if dist.device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -218,7 +219,7 @@ def run_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist: 
     try:
         prepared = load_data(cfg, run, dist)
         ckpt = checkpoint.load_last(run, name, dist)
-        stage = build_stage(run, cfg, name, attempt, dist, prepared, ckpt, writer)
+        stage = build_stage(run, cfg, name, attempt, dist, prepared, ckpt, writer, deadline)
         status = StageRunner(stage).run(ckpt)
         if dist.is_main and status in ("completed", "early_stopped"):
             export_official(cfg, run, name)
@@ -234,13 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("stage", choices=("tokenizer", "basemodel"))
     parser.add_argument("--attempt", type=int, default=0)
+    parser.add_argument("--deadline", type=float, default=None,
+                        help="time.time() at which the attempt's time budget ends (set by the supervisor)")
     args = parser.parse_args(argv)
     die_with_parent()
     run = RunFolder(args.run_dir)
     cfg = load_run_config(run)
     dist = init_distributed(cfg)
     try:
-        run_stage(run, cfg, args.stage, args.attempt, dist)
+        run_stage(run, cfg, args.stage, args.attempt, dist, args.deadline)
     except Exception as exc:
         failure = classify_exception(exc, cfg)
         failure.rank, failure.stage, failure.attempt = dist.rank, args.stage, args.attempt

@@ -2,6 +2,8 @@
 and control requests agreed on one step."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -130,3 +132,12 @@ def test_the_supervisor_keeps_an_early_stop_planned_for_a_later_stage(tmp_path):
     run.request("early_stop", source="tui", stage="tokenizer")      # pressed too late: gone with its stage
     supervisor.clear_early_stop_after("tokenizer")
     assert run.pending_request("early_stop") is None
+
+
+def test_a_spent_time_budget_reads_as_a_stop_from_the_time_budget(tmp_path):
+    run = RunFolder(tmp_path)
+    assert StopPoller(run, "tokenizer", DistEnv(), deadline=time.time() + 3600).poll(1) is None
+    late = StopPoller(run, "tokenizer", DistEnv(), deadline=time.time() - 1)
+    assert late.poll(1) == "stop" and late.source == "time_budget"
+    run.request("abort", source="tui")                              # stronger requests still win
+    assert late.poll(2) == "abort"

@@ -103,3 +103,31 @@ def test_fine_tuning_starts_from_pretrained_folders(tmp_path):
     state = json.loads((run.checkpoint_dir("basemodel", "last") / "train_state.json").read_text())
     assert state["tokenizer_path"] == str(run.checkpoint_dir("tokenizer", "best"))
     assert baseline["baseline"] and events(run, "stage_end", "basemodel")[0]["status"] == "completed"
+
+
+def test_a_spent_time_budget_stops_the_stage_with_a_checkpoint_and_the_supervisor_between_stages(tmp_path):
+    import time
+
+    from kronos_train.supervisor import Supervisor
+
+    run = create_run(write_preset(tmp_path, training={"time_budget_minutes": 30}), tmp_path / "logs", num_gpus=1,
+                     skip_basemodel=True)
+    cfg = load_run_config(run)
+    assert run_stage(run, cfg, "tokenizer", 0, DistEnv(), deadline=time.time()) == "stopped"
+    stop, end = events(run, "stop")[0], events(run, "stage_end")[0]
+    assert (stop["kind"], stop["source"], stop["step"]) == ("stop", "time_budget", 1)
+    assert "time budget of 30 min reached at step 1; resumable" == end["message"]
+    assert run.has_committed_checkpoint("tokenizer")
+    # The next attempt has its own budget and picks up at step 1.
+    assert run_stage(run, cfg, "tokenizer", 1, DistEnv(), deadline=time.time() + 3600) == "completed"
+    assert events(run, "stage_start")[-1]["resumed_from"] == 1
+    # The supervisor: the deadline goes to every worker, and a spent budget starts no stage.
+    supervisor = Supervisor(run, resume=True, foreground=False)
+    assert abs(supervisor.deadline - supervisor.started - 1800) < 1e-6
+    command = supervisor.torchrun_command("tokenizer")
+    assert command[-2:] == ["--deadline", f"{supervisor.deadline:.3f}"]
+    supervisor.deadline = time.time() - 1
+    run.write_status(stages={})
+    supervisor.resume = False                       # nothing finished earlier: the tokenizer would start
+    assert supervisor.execute() == "stopped" and supervisor.budget_reached
+    assert "the time budget is spent" in events(run, "log")[-1]["message"]
