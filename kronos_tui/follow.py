@@ -121,6 +121,7 @@ class Snapshot:
     view: View
     version: int
     can_resume: bool = False
+    budget_left_s: float | None = None    # training.time_budget_minutes left to this attempt
     pending_requests: list[str] = field(default_factory=list)   # in words, e.g. "stop requested"
 
 
@@ -461,7 +462,15 @@ class RunFollower:
                                  patience=cfg.training.early_stopping.patience),
             after=after_checks(st, self.run, self.model_check),
             suggestions=diagnose(st, cfg), view=view, version=self.version, can_resume=self.can_resume,
-            pending_requests=list(self.pending_requests))
+            budget_left_s=self._budget_left(st, cfg, now), pending_requests=list(self.pending_requests))
+
+    def _budget_left(self, st: Any, cfg: Any, now: float) -> float | None:
+        """Seconds of the attempt's time budget left while it runs (the supervisor's
+        deadline counts from its start, a moment before run_start)."""
+        budget = cfg.training.time_budget_minutes * 60
+        if not budget or not self.alive or st.attempt_started is None:
+            return None
+        return max(0.0, st.attempt_started + budget - now)
 
     @staticmethod
     def _stage_view(s: Any, folder_state: str) -> StageView:

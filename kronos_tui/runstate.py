@@ -45,7 +45,7 @@ LOG_FEED_MAX = 200
 # The fields this reader uses, per event: tests/test_events_contract.py checks
 # that every one of them is documented in kronos_train.events.EVENT_FIELDS.
 FIELDS_READ: dict[str, set[str]] = {
-    "run_start": {"run_id", "preset", "stages", "world_size", "attempt", "host", "schema"},
+    "run_start": {"t", "run_id", "preset", "stages", "world_size", "attempt", "host", "schema"},
     "stage_start": {"stage", "attempt", "epochs", "steps_per_epoch", "total_steps", "world_size", "batch_size",
                     "global_batch", "accumulation_steps", "resumed_from", "lr"},
     "step": {"stage", "step", "epoch", "loss", "lr", "samples_per_s", "data_wait", "mem_gb"},

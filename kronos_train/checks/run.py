@@ -126,6 +126,7 @@ class RunSummary:
         self.stage_order: list[str] = []
         self.current_stage: str | None = None
         self.attempt = 0
+        self.attempt_started: float | None = None   # t of the latest run_start
         self.world_size: int | None = None
         self.host = ""
         self.schema: int | None = None
@@ -187,6 +188,7 @@ class RunSummary:
         self.run_id = str(rec.get("run_id") or self.run_id)
         self.preset = str(rec.get("preset") or self.preset)
         self.attempt = int(rec.get("attempt") or 0)
+        self.attempt_started = _num(rec.get("t"))
         self.world_size = rec.get("world_size") or self.world_size
         self.host = str(rec.get("host") or self.host)
         self.schema = rec.get("schema")

@@ -69,6 +69,10 @@ class RunFacts(Static):
         active = next((s for s in snap.stages if s.name == snap.stage), None)
         if active is not None and active.samples_per_s:
             lines.append(f"{active.samples_per_s:,.0f} samples/s\n")
+        if snap.budget_left_s is not None:
+            short = active is not None and active.eta_s is not None and active.eta_s > snap.budget_left_s
+            lines.append(f"budget {fmt_duration(snap.budget_left_s)} left" + (": stops first" if short else "") + "\n",
+                         style="yellow" if short else "")
         lines.append(f"ema {view.smoothing:g} · {'last ' + str(view.zoom_last) if view.zoom_last else 'all'}"
                      f" · {'log' if view.log_y else 'lin'}\n", style="dim")
         for note in snap.notes:

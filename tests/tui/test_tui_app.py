@@ -169,3 +169,17 @@ async def test_launching_a_preset_with_errors_is_refused_before_the_dialog(make_
         await pilot.press("l")
         await wait_text(pilot, "batch_size")
         assert "Launch preset" not in screen_text(app)
+
+
+async def test_the_monitor_counts_down_the_time_budget_of_a_live_run(make_app, services):
+    from kronos_train.config import load_preset, to_dict
+    from tui_helpers import FIXED_NOW
+
+    config = to_dict(load_preset("demo")[0])
+    config["training"]["time_budget_minutes"] = 90
+    run = write_run(services.logs_dir, RunSpec(run_id="20261127-180000-demo", finish=False, state="running",
+                                               stop_at={"tokenizer": 60}, config=config, t0=FIXED_NOW - 1800))
+    with LiveRun(run):
+        app = make_app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_text(pilot, "budget 1h00m left")          # 90 min less the 30 the attempt has run

@@ -280,3 +280,21 @@ def test_the_follower_tells_requested_and_planned_stops_apart(tmp_path):
     follower.force_status()
     follower.poll()
     assert follower.snapshot(View()).pending_requests == ["early stop requested", "stop planned at basemodel step 40"]
+
+
+def test_the_time_budget_left_counts_from_the_attempt_start_while_the_run_lives(tmp_path):
+    from kronos_train.config import KronosConfig, to_dict
+    from kronos_tui.synthetic import T0
+
+    config = to_dict(KronosConfig())
+    config["training"]["time_budget_minutes"] = 60
+    run = write_run(tmp_path, RunSpec(stages=("tokenizer",), finish=False, state="running", config=config,
+                                      stop_at={"tokenizer": 20}))
+    follower = RunFollower(run, sample_gpus=False, clock=lambda: T0 + 600)
+    with LiveRun(run):
+        follower.force_status()
+        follower.poll()
+        assert follower.snapshot(View()).budget_left_s == pytest.approx(3000)
+    follower.force_status()
+    follower.poll()
+    assert follower.snapshot(View()).budget_left_s is None          # not running: nothing counts down
