@@ -42,10 +42,8 @@ class StopPoller:
             if f"{kind}.json" not in names:
                 continue
             request = self.run.pending_request(kind) or {}
-            if not self._due(kind, request, step):
-                continue
-            code = max(code, ACTIONS.index(kind))
-            self.source = request.get("source") or self.source
+            if self._due(kind, request, step) and ACTIONS.index(kind) > code:
+                code, self.source = ACTIONS.index(kind), request.get("source") or "request"
         return code
 
     def _due(self, kind: str, request: dict, step: int) -> bool:

@@ -139,5 +139,7 @@ def test_a_spent_time_budget_reads_as_a_stop_from_the_time_budget(tmp_path):
     assert StopPoller(run, "tokenizer", DistEnv(), deadline=time.time() + 3600).poll(1) is None
     late = StopPoller(run, "tokenizer", DistEnv(), deadline=time.time() - 1)
     assert late.poll(1) == "stop" and late.source == "time_budget"
+    run.request("early_stop", source="tui", stage="tokenizer")      # weaker: the stop keeps its source
+    assert late.poll(2) == "stop" and late.source == "time_budget"
     run.request("abort", source="tui")                              # stronger requests still win
     assert late.poll(2) == "abort"
