@@ -80,3 +80,7 @@ def test_stop_at_step_plans_the_request_for_the_running_stage(logs_dir, capsys, 
     assert (run.pending_request("early_stop")["stage"], run.pending_request("early_stop")["at_step"]) == ("tokenizer", 7)
     assert main(["stop", run.run_id, "--logs", str(logs_dir), "--abort", "--at-step", "3"]) == 2
     assert "without --abort" in capsys.readouterr().out and run.pending_request("abort") is None
+    assert main(["status", run.run_id, "--logs", str(logs_dir)]) == 0
+    details = capsys.readouterr().out
+    assert "pending: early stop planned at tokenizer step 7" in details
+    assert "pending: stop planned at basemodel step 40" in details

@@ -62,7 +62,8 @@ def summarize(run: RunFolder, records: list[dict[str, Any]]) -> dict[str, Any]:
             "attempt": status.get("attempt"), "pid": status.get("pid"), "host": status.get("host"),
             "started_at": status.get("started_at"), "updated_at": status.get("updated_at"),
             "world_size": status.get("world_size"), "message": status.get("message"), "stages": stages,
-            "last_error": errors[-1] if errors else None, "path": str(run.path)}
+            "last_error": errors[-1] if errors else None, "path": str(run.path),
+            "pending_requests": run.pending_request_lines() if run.is_alive() else []}
 
 
 def _fmt_loss(value: Any) -> str:
@@ -129,6 +130,8 @@ def print_details(s: dict[str, Any], run: RunFolder) -> None:
             print(f"            best model {info['best_path']}")
         if info.get("message") and info.get("status") not in ("completed", "running"):
             print(f"            {info['message']}")
+    for request in s.get("pending_requests") or []:
+        print(f"  pending: {request}")
     err = s.get("last_error")
     if err:
         print(f"  error ({err.get('kind')}): {err.get('message')}")
