@@ -335,6 +335,8 @@ def estimate_hours(cfg: KronosConfig, windows_per_epoch: int) -> dict[str, float
 
 
 def _fmt_hours(hours: float) -> str:
+    if hours < 1 / 60:
+        return f"{hours * 3600:.0f} s"
     return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
 
 
