@@ -27,15 +27,19 @@ def capture(session: str) -> str:
     return tmux("capture-pane", "-p", "-t", session)
 
 
-def wait_pane(session: str, text: str, timeout: float = 40.0) -> str:
+def wait_pane(session: str, *texts: str, timeout: float = 40.0) -> str:
+    """The pane once it shows every one of ``texts`` at the same time.  A capture
+    can catch a frame half written (top rows new, bottom rows old), so whatever
+    a test asserts about a frame is waited for together."""
     deadline = time.monotonic() + timeout
     pane = ""
     while time.monotonic() < deadline:
         pane = capture(session)
-        if text in pane:
+        if all(text in pane for text in texts):
             return pane
         time.sleep(0.2)
-    raise AssertionError(f"'{text}' never appeared in the tmux pane:\n{pane}")
+    missing = [text for text in texts if text not in pane]
+    raise AssertionError(f"{missing} never appeared in the tmux pane:\n{pane}")
 
 
 def test_kronos_tui_in_tmux(tmp_path):
@@ -52,17 +56,14 @@ def test_kronos_tui_in_tmux(tmp_path):
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "23", "-c", str(REPO), command],
                    check=True)
     try:
-        pane = wait_pane(session, "[1 Presets]")
-        assert "demo" in pane and "kaggle" in pane
+        pane = wait_pane(session, "[1 Presets]", "demo", "kaggle", "palette")
         lines = pane.rstrip("\n").split("\n")
         assert len(lines) == 23 and "palette" in lines[-1]          # the footer is on the last row
         tmux("send-keys", "-t", session, "4")
-        pane = wait_pane(session, "[4 Runs]")
-        wait_pane(session, "✓ done")
+        wait_pane(session, "[4 Runs]", "✓ done")
         tmux("send-keys", "-t", session, "Enter")
         wait_pane(session, "[3 Monitor]")
-        pane = wait_pane(session, "@ step 80 (epoch 2)")
-        assert "best val 3.41" in pane and "Early stop (e)" in pane
+        wait_pane(session, "@ step 80 (epoch 2)", "best val 3.41", "Early stop (e)")
         tmux("send-keys", "-t", session, "q")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and "[3 Monitor]" in capture(session):
