@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-basemodel", action="store_true", help="train the tokenizer only")
     parser.add_argument("--skip-existing", action="store_true",
                         help="skip a stage whose best model already exists at <base_save_path>/<stage>/best_model")
+    parser.add_argument("--time-budget", type=float, metavar="MINUTES", dest="time_budget_minutes",
+                        help="stop with a checkpoint (resumable) once an attempt has run this long, e.g. 510 for a "
+                             "9-hour Kaggle session (overrides training.time_budget_minutes; 0 = none)")
     parser.add_argument("--logs", type=Path, default=None, help="logs folder (default ./logs or $KRONOS_LOGS_DIR)")
     parser.add_argument("--foreground", action="store_true",
                         help="run the supervisor in this process (batch scripts); output also goes to the terminal")
@@ -31,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         run = create_run(args.config, args.logs or logs_dir_from_env(), num_gpus=args.num_gpus,
                          skip_tokenizer=args.skip_tokenizer, skip_basemodel=args.skip_basemodel,
-                         skip_existing=args.skip_existing)
+                         skip_existing=args.skip_existing, time_budget_minutes=args.time_budget_minutes)
     except LaunchError as exc:
         print(f"kronos-train run: nothing was started; fix these first ({len(exc.problems)}):")
         for problem in exc.problems:

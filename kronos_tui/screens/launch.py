@@ -37,9 +37,9 @@ class TickBox(Checkbox):
 class LaunchDialog(ModalScreen[RunFolder | None]):
     DEFAULT_CSS = DIALOG_CSS.format(name="LaunchDialog") + """
     LaunchDialog Checkbox { height: 1; border: none; padding: 0; }
-    LaunchDialog #gpus-row { height: 1; }
-    LaunchDialog #gpus-row Label { width: 18; }
-    LaunchDialog #gpus { width: 8; }
+    LaunchDialog .field-row { height: 1; }
+    LaunchDialog .field-row Label { width: 18; }
+    LaunchDialog .field-row Input { width: 8; }
     LaunchDialog #launch-problems { max-height: 10; }
     """
     BINDINGS = [
@@ -63,10 +63,15 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
             yield TickBox("basemodel stage (b)", x.train_basemodel, id="stage-basemodel", compact=True)
             yield TickBox("skip stages already done (--skip-existing) (k)", x.skip_existing, id="skip-existing",
                           compact=True)
-            with Horizontal(id="gpus-row"):
+            with Horizontal(id="gpus-row", classes="field-row"):
                 yield Label("GPUs / processes")
                 yield Input(str(self.cfg.distributed.num_gpus), id="gpus", restrict=r"[0-9]*", compact=True)
                 yield Static("", id="gpu-hint", markup=False)
+            with Horizontal(id="budget-row", classes="field-row"):
+                yield Label("time budget, min")
+                yield Input(f"{self.cfg.training.time_budget_minutes:g}", id="budget", restrict=r"[0-9.]*",
+                            compact=True)
+                yield Static("  0 = none; else a resumable stop", markup=False)
             yield Static("", id="launch-summary", markup=False)
             yield Static("", id="launch-problems", classes="error", markup=False)
             with Horizontal(classes="buttons"):
@@ -106,6 +111,13 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
         except ValueError:
             return 0
 
+    def _budget(self) -> float | None:
+        """Minutes, or None when the box does not hold a number."""
+        try:
+            return float(self.query_one("#budget", Input).value or 0)
+        except ValueError:
+            return None
+
     @on(Input.Submitted)
     def _submitted(self) -> None:
         self.action_launch()
@@ -131,13 +143,16 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
             problems.append("choose at least one stage")
         if gpus < 1:
             problems.append("GPU count must be at least 1")
+        budget = self._budget()
+        if budget is None:
+            problems.append(f"time budget {self.query_one('#budget', Input).value!r}: give minutes, e.g. 510 (0 = none)")
         if problems:
             self.query_one("#launch-problems", Static).update("\n".join(problems))
             return
         self.busy = True
         self.query_one("#launch-problems", Static).update("starting the run supervisor…")
         self._launch(dict(num_gpus=gpus, skip_tokenizer=not tok, skip_basemodel=not base,
-                          skip_existing=self.query_one("#skip-existing", Checkbox).value))
+                          skip_existing=self.query_one("#skip-existing", Checkbox).value, time_budget_minutes=budget))
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
     def _launch(self, options: dict[str, Any]) -> None:

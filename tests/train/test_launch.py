@@ -58,9 +58,10 @@ def test_bad_data_and_missing_models_launch_nothing(tmp_path):
 
 def test_create_run_writes_the_resolved_config_with_the_flags(tmp_path):
     logs = tmp_path / "logs"
-    run = create_run(write_preset(tmp_path), logs, num_gpus=1, skip_basemodel=True)
+    run = create_run(write_preset(tmp_path), logs, num_gpus=1, skip_basemodel=True, time_budget_minutes=510)
     raw = yaml.safe_load(run.config_path.read_text())
     assert raw["distributed"]["num_gpus"] == 1 and raw["experiment"]["train_basemodel"] is False
+    assert raw["training"]["time_budget_minutes"] == 510
     assert os.path.isabs(raw["data"]["data_path"]) and (tmp_path / "data" / "tiny.csv").is_file()   # generated
     assert (run.path / "preset.txt").read_text().strip().endswith("tiny.yaml")
     assert run.state() == "pending" and not run.status_path.exists()
@@ -166,3 +167,13 @@ def test_launch_module_stays_light():
     code = "import sys, kronos_train.launch, kronos_train.supervisor; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_run_refuses_a_negative_time_budget_and_names_the_field(tmp_path, capsys):
+    from kronos_train.cli import main as cli
+
+    code = cli(["run", "--config", str(write_preset(tmp_path)), "--logs", str(tmp_path / "logs"), "--time-budget", "-5"])
+    assert code == 2
+    out = capsys.readouterr().out
+    assert "nothing was started" in out and "training.time_budget_minutes = -5.0" in out
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())

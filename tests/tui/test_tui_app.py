@@ -138,11 +138,16 @@ async def test_launch_dialog_shows_the_launchers_problems_and_starts_nothing(mak
         await wait_text(pilot, "Launch preset demo")
         await pilot.press("t")                                   # tokenizer off
         app.screen.query_one("#gpus").value = "2"
+        app.screen.query_one("#budget").value = "1.2.3"
         assert await pilot.click("#launch")
+        await wait_text(pilot, "give minutes")                   # nothing is sent with a bad budget
+        assert seen == []
+        app.screen.query_one("#budget").value = "510"
+        await pilot.press("ctrl+l")
         text = await wait_text(pilot, "nothing was started")
         assert "/nope.csv does not exist" in text and "2 GPUs requested" in text
         assert seen == [("demo", {"num_gpus": 2, "skip_tokenizer": True, "skip_basemodel": False,
-                                  "skip_existing": False})]
+                                  "skip_existing": False, "time_budget_minutes": 510.0})]
         assert app.attached_run is None
 
 
