@@ -27,7 +27,7 @@ from typing import Any
 from .config import (KronosConfig, config_hash, dump_yaml, errors_of, from_dict, load_preset, read_yaml,
                      to_dict, validate, world_size)
 from .events import STAGES
-from .runfolder import RunFolder, data_cache_dir, logs_dir_from_env, new_run_id, read_json
+from .runfolder import RunFolder, data_cache_dir, logs_dir_from_env, new_run_id, read_json, write_text_atomic
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUPERVISOR_START_TIMEOUT_S = 60.0
@@ -40,6 +40,7 @@ RESUME_SAFE_FIELDS = (
     "training.num_workers", "training.early_stopping.", "distributed.timeout_minutes", "distributed.rdzv_endpoint",
     "distributed.use_ddp", "evaluation.", "model_paths.base_path", "model_paths.base_save_path",
     "model_paths.exp_name", "model_paths.tokenizer_save_name", "model_paths.basemodel_save_name", "device.device_id",
+    "training.time_budget_minutes",
 )
 PATH_FIELDS = (("data", "data_path"), ("model_paths", "pretrained_tokenizer"), ("model_paths", "pretrained_predictor"),
                ("model_paths", "base_path"), ("model_paths", "base_save_path"), ("model_paths", "finetuned_tokenizer"))
@@ -374,6 +375,16 @@ def resume_problems(run: RunFolder) -> list[str]:
     return problems
 
 
+def set_time_budget(run: RunFolder, minutes: float) -> None:
+    """Give the run's next attempts another time budget (the next session's length):
+    it decides when to stop, never what is computed, so exact resume is unaffected."""
+    if minutes < 0:
+        raise LaunchError([f"time budget {minutes:g}: give minutes, 0 (no budget) or more"])
+    cfg = load_run_config(run)
+    cfg.training.time_budget_minutes = float(minutes)
+    write_text_atomic(run.config_path, dump_yaml(cfg))
+
+
 def resume_run(run: RunFolder) -> int:
     """Start the supervisor again on an interrupted, stopped or failed run; returns its pid."""
     problems = resume_problems(run)
@@ -382,5 +393,5 @@ def resume_run(run: RunFolder) -> int:
     return start_supervisor(run, resume=True)
 
 
-__all__ = ["LaunchError", "create_run", "start_supervisor", "launch", "resume_run", "resume_problems",
+__all__ = ["LaunchError", "create_run", "start_supervisor", "launch", "resume_run", "resume_problems", "set_time_budget",
            "load_run_config", "official_best_model", "basemodel_tokenizer", "skip_reason"]

@@ -4,12 +4,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..launch import LaunchError, resume_problems, start_supervisor
+from ..launch import LaunchError, resume_problems, set_time_budget, start_supervisor
 from ..runfolder import find_run, logs_dir_from_env
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", metavar="RUN", help="run id, unique prefix, folder, or 'last'")
+    parser.add_argument("--time-budget", type=float, metavar="MINUTES", dest="time_budget_minutes",
+                        help="a new training.time_budget_minutes for this and later attempts (e.g. the next "
+                             "Kaggle session's length); 0 = none")
     parser.add_argument("--logs", type=Path, default=None, help="logs folder (default ./logs or $KRONOS_LOGS_DIR)")
     parser.add_argument("--foreground", action="store_true", help="run the supervisor in this process")
 
@@ -26,6 +29,12 @@ def main(args: argparse.Namespace) -> int:
         for problem in problems:
             print(f"  {problem}")
         return 2
+    if args.time_budget_minutes is not None:
+        try:
+            set_time_budget(run, args.time_budget_minutes)
+        except LaunchError as exc:
+            print(f"kronos-train resume: {exc.problems[0]}")
+            return 2
     print(f"resuming run {run.run_id} ({run.state()})\n  folder: {run.path}")
     if args.foreground:
         from .. import supervisor

@@ -177,3 +177,25 @@ def test_run_refuses_a_negative_time_budget_and_names_the_field(tmp_path, capsys
     out = capsys.readouterr().out
     assert "nothing was started" in out and "training.time_budget_minutes = -5.0" in out
     assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())
+
+
+def test_a_resume_may_bring_another_time_budget_without_breaking_exactness(tmp_path, capsys):
+    import time
+
+    from kronos_train.launch import set_time_budget
+    from kronos_train.train.distributed import DistEnv
+    from kronos_train.train.stages import run_stage
+
+    run = create_run(write_preset(tmp_path, training={"time_budget_minutes": 30}), tmp_path / "logs", num_gpus=1,
+                     skip_basemodel=True)
+    assert run_stage(run, load_run_config(run), "tokenizer", 0, DistEnv(), deadline=time.time()) == "stopped"
+    run.write_status(state="stopped")
+    assert resume_problems(run) == []
+    set_time_budget(run, 45)                                  # the next session is shorter
+    assert load_run_config(run).training.time_budget_minutes == 45
+    assert resume_problems(run) == []                         # a budget never changes what is computed
+    with pytest.raises(LaunchError):
+        set_time_budget(run, -1)
+    assert cli(["resume", run.run_id, "--logs", str(tmp_path / "logs"), "--time-budget", "-1"]) == 2
+    assert "give minutes" in capsys.readouterr().out
+    assert load_run_config(run).training.time_budget_minutes == 45
