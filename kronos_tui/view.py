@@ -13,5 +13,6 @@ class View:
     stage: str | None = None          # None: the stage running now
     zoom_last: int | None = None      # None: every step
     log_y: bool = False
+    x_epochs: bool = False            # x axis in epochs instead of optimizer steps
     smoothing: float = DEFAULT_SMOOTHING
     width: int = 60                   # plot width in cells: the downsampling target

@@ -37,6 +37,7 @@ class MonitorScreen(KronosScreen):
         Binding("x", "abort", "Abort", show=False),
         Binding("r", "resume", "Resume", show=False),
         Binding("l", "log_y", "Log-y"),
+        Binding("a", "x_axis", "Steps/epochs", show=False),
         Binding("z", "zoom", "Zoom"),
         Binding("w", "smoothing", "Smooth"),
         Binding("t", "stage", "Stage"),
@@ -229,6 +230,9 @@ class MonitorScreen(KronosScreen):
     # ---------------------------------------------------------------- view keys
     def action_log_y(self) -> None:
         self.kapp.set_view(log_y=not self.kapp.view.log_y)
+
+    def action_x_axis(self) -> None:
+        self.kapp.set_view(x_epochs=not self.kapp.view.x_epochs)
 
     def action_zoom(self) -> None:
         view = self.kapp.view

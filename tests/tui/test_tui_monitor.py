@@ -177,3 +177,21 @@ async def test_overlay_another_run(make_app, services):
         await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.overlay, what="overlay drawn")
         assert app.snapshot.overlay_label == "20261127-180000-demo"
         assert "0000-demo" in screen_text(app)        # the legend names it
+
+
+async def test_the_x_axis_switches_between_steps_and_epochs(make_app, services):
+    write_run(services.logs_dir, RunSpec(steps_per_epoch=40, epochs=3, log_interval=1))
+    app = make_app("last")
+    async with app.run_test(size=(80, 24)) as pilot:
+        def x_ticks(text: str) -> list[str]:
+            lines = text.splitlines()
+            axis = next(i for i, line in enumerate(lines) if "└" in line)
+            return lines[axis + 1].split("│")[0].split()
+
+        before = await wait_text(pilot, "basemodel loss · all steps")
+        assert x_ticks(before)[-1] == "120"                                # 3 epochs of 40 steps
+        await pilot.press("a")
+        after = await wait_text(pilot, "· x: epoch")
+        assert app.view.x_epochs and x_ticks(after)[-1] == "3.00"
+        await pilot.press("a")
+        await wait_for(pilot, lambda: not app.view.x_epochs and "x: epoch" not in screen_text(app))
