@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("presets", "check", "run", "status", "stop", "resume", "slurm", "evaluate", "predict")
+COMMANDS = ("presets", "check", "run", "status", "stop", "resume", "slurm", "evaluate", "predict", "export")
 
 
 def _help_line(name: str) -> str:

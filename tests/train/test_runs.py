@@ -16,6 +16,7 @@ import pytest
 from kronos_train.cli import main as cli
 from kronos_train.commands import slurm
 from kronos_train.events import validate_story
+from kronos_train.export import curve_points
 from kronos_train.launch import create_run, resume_run, start_supervisor
 from kronos_train.model import load_predictor, load_tokenizer
 from kronos_train.runfolder import RunFolder
@@ -112,6 +113,12 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_losses(baseline, works
     assert events(run, "run_start")[-1]["attempt"] == 1
     assert validate_story(events(run)) == []
     assert curve(run) == curve(baseline)
+    assert exported(run) == exported(baseline)          # `kronos-train export` drops the superseded points
+
+
+def exported(run: RunFolder) -> list[tuple]:
+    return [(r["stage"], r["kind"], r["step"], r.get("loss"), r.get("val_loss"), r.get("lr"))
+            for r in curve_points(events(run))]
 
 
 def test_two_nodes_started_by_srun_reproduce_the_single_node_losses(baseline, workspace, tmp_path, monkeypatch):

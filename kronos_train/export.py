@@ -1,0 +1,55 @@
+"""A run's curves as one table (CSV): every step and validation point a reader
+should believe after resumes, for a notebook, a spreadsheet or another tracker.
+
+After a resume the earlier attempt's points past the step the new attempt
+resumed from were never part of the final model's history: they are dropped,
+as the TUI drops them, and a later attempt's point replaces an earlier one at
+the same step.  Light: no torch, no pandas.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Iterable
+
+from .events import STAGES
+
+KINDS = ("step", "val")
+COLUMNS = ("stage", "kind", "step", "epoch", "loss", "val_loss", "best_val_loss", "improved", "lr", "grad_norm",
+           "samples_per_s", "data_wait", "mem_gb", "attempt", "t")
+STEP_FIELDS = ("epoch", "loss", "lr", "grad_norm", "samples_per_s", "data_wait", "mem_gb", "attempt", "t")
+VAL_FIELDS = ("epoch", "val_loss", "best_val_loss", "improved", "attempt", "t")
+
+
+def curve_points(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows in stage order, then step (a step's training point before its validation)."""
+    points: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for rec in records:
+        event, stage = rec.get("event"), rec.get("stage")
+        if event == "stage_start" and int(rec.get("attempt") or 0) > 0:
+            start = int(rec.get("resumed_from") or 0)
+            points = {key: row for key, row in points.items() if not (key[0] == stage and key[2] > start)}
+        elif event in KINDS and stage and isinstance(rec.get("step"), int):
+            row = {"stage": stage, "kind": event, "step": rec["step"]}
+            row.update((name, rec.get(name)) for name in (STEP_FIELDS if event == "step" else VAL_FIELDS))
+            for part, value in (rec.get("parts") or {}).items():
+                row[f"part_{part}"] = value
+            points[(stage, event, rec["step"])] = row
+
+    def order(key: tuple[str, str, int]) -> tuple[int, str, int, int]:
+        stage, kind, step = key
+        rank = STAGES.index(stage) if stage in STAGES else len(STAGES)
+        return rank, stage, step, KINDS.index(kind)
+
+    return [points[key] for key in sorted(points, key=order)]
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """The fixed columns, then one ``part_<name>`` column per loss part seen."""
+    parts = sorted({name for row in rows for name in row if name.startswith("part_")})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[*COLUMNS, *parts], extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return out.getvalue()
