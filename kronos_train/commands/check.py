@@ -47,12 +47,10 @@ def main(args: argparse.Namespace) -> int:
 def check_run(args: argparse.Namespace) -> int:
     from ..checks.run import run_checks
     from ..evaluate import check_forecast_vs_baselines, check_inference
-    from ..runfolder import find_run
+    from . import run_from_args
 
-    try:
-        run = find_run(args.run, args.logs or logs_dir_from_env())
-    except LookupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    run = run_from_args(args, "check")
+    if run is None:
         return 2
     results = run_checks(run, model_check=[check_inference(run)]) + [check_forecast_vs_baselines(run)]
     emit(results, args.json)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..events import read_events
 from ..export import curve_points, to_csv
-from ..runfolder import find_run, logs_dir_from_env, write_text_atomic
+from ..runfolder import write_text_atomic
+from . import run_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,10 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        run = find_run(args.run, args.logs or logs_dir_from_env())
-    except LookupError as exc:
-        print(f"kronos-train export: {exc}", file=sys.stderr)
+    run = run_from_args(args, "export")
+    if run is None:
         return 2
     if not run.events_path.is_file():
         print(f"kronos-train export: {run.events_path} does not exist: the run has logged nothing yet",

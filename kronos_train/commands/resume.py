@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..launch import LaunchError, resume_problems, set_time_budget, start_supervisor
-from ..runfolder import find_run, logs_dir_from_env
+from . import run_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,10 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        run = find_run(args.run, args.logs or logs_dir_from_env())
-    except LookupError as exc:
-        print(f"kronos-train resume: {exc}")
+    run = run_from_args(args, "resume")
+    if run is None:
         return 2
     problems = resume_problems(run)
     if problems:

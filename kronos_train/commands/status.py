@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..events import STAGES, EventTail, read_events
-from ..runfolder import RunFolder, find_run, list_runs, logs_dir_from_env
+from ..runfolder import RunFolder, list_runs, logs_dir_from_env
+from . import run_from_args
 
 TAIL_BYTES = 64 * 1024
 
@@ -144,10 +145,8 @@ def print_details(s: dict[str, Any], run: RunFolder) -> None:
 def main(args: argparse.Namespace) -> int:
     logs = args.logs or logs_dir_from_env()
     if args.run:
-        try:
-            run = find_run(args.run, logs)
-        except LookupError as exc:
-            print(f"kronos-train status: {exc}")
+        run = run_from_args(args, "status")
+        if run is None:
             return 2
         summary = summarize(run, read_events(run.events_path))
         if args.json:

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..events import STAGES
-from ..runfolder import find_run, logs_dir_from_env
+from . import run_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,10 +28,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"kronos-train stop: --at-step {args.at_step}: give an optimizer step >= 1, "
               "without --abort (an abort is immediate)")
         return 2
-    try:
-        run = find_run(args.run, args.logs or logs_dir_from_env())
-    except LookupError as exc:
-        print(f"kronos-train stop: {exc}")
+    run = run_from_args(args, "stop")
+    if run is None:
         return 2
     if not run.is_alive():
         print(f"run {run.run_id} is not running (state: {run.state()}); nothing to stop")
