@@ -37,6 +37,15 @@ async def open_list(pilot, name: str) -> None:
     await pilot.pause(0.1)
 
 
+async def open_editor(pilot, name: str | None = None, key: str = "e") -> PresetEditor:
+    """Highlight ``name`` (else keep the selected preset) and open it in the form (``e``) or YAML (``y``)."""
+    await wait_text(pilot, "preset demo")
+    if name is not None:
+        await open_list(pilot, name)
+    await pilot.press(key)
+    return await wait_for(pilot, lambda: isinstance(pilot.app.screen, PresetEditor) and pilot.app.screen)
+
+
 async def test_switching_preset_is_one_key(make_app):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -88,10 +97,7 @@ async def test_form_validates_as_you_type_with_the_schema_messages(make_app, ser
     (services.user_presets_dir / "mine.yaml").write_text("extends: demo\ntraining:\n  batch_size: 16\n")
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_text(pilot, "preset demo")
-        await open_list(pilot, "mine")
-        await pilot.press("e")
-        editor = await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor) and app.screen)
+        editor = await open_editor(pilot, "mine")
         box = editor.query_one("#f-training--batch_size")
         assert box.value == "16"
         box.focus()
@@ -116,10 +122,7 @@ async def test_emptying_a_field_inherits_again(make_app, services):
     (services.user_presets_dir / "mine.yaml").write_text("extends: demo\ntraining:\n  batch_size: 16\n")
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_text(pilot, "preset demo")
-        await open_list(pilot, "mine")
-        await pilot.press("e")
-        editor = await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor) and app.screen)
+        editor = await open_editor(pilot, "mine")
         editor.query_one("#f-training--batch_size").focus()
         await pilot.press("ctrl+u")
         await pilot.pause(0.1)
@@ -130,9 +133,7 @@ async def test_yaml_tab_is_highlighted(make_app, services):
     """textual[syntax] is a dependency: the raw YAML is shown with tree-sitter highlighting."""
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_text(pilot, "preset demo")
-        await pilot.press("y")
-        editor = await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor) and app.screen)
+        editor = await open_editor(pilot, key="y")
         area = editor.query_one("#yaml-text")
         assert area.language == "yaml" and area.is_syntax_aware
         assert area.border_subtitle != "plain text (no tree-sitter)"
@@ -142,10 +143,7 @@ async def test_yaml_tab_shows_parse_errors_beside_the_text_and_keeps_comments(ma
     (services.user_presets_dir / "mine.yaml").write_text("# my notes\nextends: demo\n")
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_text(pilot, "preset demo")
-        await open_list(pilot, "mine")
-        await pilot.press("y")
-        editor = await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor) and app.screen)
+        editor = await open_editor(pilot, "mine", key="y")
         area = editor.query_one("#yaml-text")
         area.load_text("# my notes\nextends: demo\ntraining:\n  batch_size: [1\n")
         text = await wait_text(pilot, "YAML does not parse")
@@ -165,9 +163,7 @@ async def test_yaml_tab_shows_parse_errors_beside_the_text_and_keeps_comments(ma
 async def test_a_bundled_preset_saves_as_a_copy(make_app, services):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_text(pilot, "preset demo")
-        await pilot.press("e")
-        editor = await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor) and app.screen)
+        editor = await open_editor(pilot)
         assert editor.read_only
         await pilot.press("ctrl+s")
         await wait_text(pilot, "Save preset as")
@@ -182,10 +178,7 @@ async def test_closing_with_unsaved_changes_asks(make_app, services):
     (services.user_presets_dir / "mine.yaml").write_text("extends: demo\n")
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_text(pilot, "preset demo")
-        await open_list(pilot, "mine")
-        await pilot.press("e")
-        editor = await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor) and app.screen)
+        editor = await open_editor(pilot, "mine")
         editor.query_one("#f-training--seed").focus()
         await pilot.press("ctrl+u", "7")
         await pilot.press("escape")
