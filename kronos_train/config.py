@@ -19,13 +19,16 @@ import hashlib
 import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal, get_type_hints
+from typing import Any, Iterable, Literal, get_origin, get_type_hints
 
 import yaml
 
 SCHEDULERS = ("onecycle", "constant", "cosine", "warmup_cosine", "plateau")
 PRECISIONS = ("fp32", "bf16", "fp16")
 BACKENDS = ("auto", "nccl", "gloo")
+TRACKERS = ("tensorboard", "mlflow", "wandb")
+TRACKING_PUBLISH = ("checkpointed", "immediate")
+WANDB_MODES = ("", "online", "offline")
 
 
 # --------------------------------------------------------------------------- tree
@@ -164,6 +167,19 @@ class EvaluationConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Where rank 0 mirrors the events file live (docs/tracking.md); empty = nowhere."""
+    report_to: list[str] = field(default_factory=list)   # any of TRACKERS
+    tensorboard_dir: str = ""       # "" = <run folder>/tensorboard
+    mlflow_tracking_uri: str = ""   # "" = $MLFLOW_TRACKING_URI (else MLflow's own default)
+    experiment: str = ""            # "" = experiment.name (MLflow experiment, W&B group)
+    mlflow_log_models: bool = False # upload each stage's best/ folder as artifacts
+    wandb_project: str = ""         # "" = the experiment above
+    wandb_mode: str = ""            # "" = $WANDB_MODE, else online
+    publish: str = "checkpointed"   # checkpointed: a point goes out once a checkpoint covers it
+
+
+@dataclass
 class KronosConfig:
     extends: str = ""
     data: DataConfig = field(default_factory=DataConfig)
@@ -174,6 +190,7 @@ class KronosConfig:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
 
 # --------------------------------------------------------------------------- problems
@@ -239,6 +256,8 @@ def _coerce(value: Any, typ: Any, path: str, problems: list[ConfigProblem]) -> A
                 pass
         problems.append(ConfigProblem(path, value, "expected a number"))
         return None
+    if get_origin(typ) is list:
+        return _coerce_names(value, path, problems)
     if typ is str:
         if value is None:
             return ""
@@ -247,6 +266,17 @@ def _coerce(value: Any, typ: Any, path: str, problems: list[ConfigProblem]) -> A
         problems.append(ConfigProblem(path, value, "expected text"))
         return None
     return value
+
+
+def _coerce_names(value: Any, path: str, problems: list[ConfigProblem]) -> list[str] | None:
+    """A list of names; a single name or nothing (null) is accepted as the list of it."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if isinstance(items, list) and all(isinstance(item, str) for item in items):
+        return list(items)
+    problems.append(ConfigProblem(path, value, "expected a list of names, e.g. [tensorboard, mlflow]"))
+    return None
 
 
 def _did_you_mean(key: str, allowed: Iterable[str]) -> str:
@@ -389,6 +419,8 @@ def validate(cfg: KronosConfig) -> list[ConfigProblem]:
            f"target but judged {ev.horizon} steps ahead (the Kaggle competition scores the close 30 trading days on)",
            level="warning")
 
+    p += validate_tracking(cfg.tracking)
+
     x = cfg.experiment
     _check(p, x.train_tokenizer or x.train_basemodel, "experiment.train_basemodel", x.train_basemodel,
            "both stages are switched off: nothing to train")
@@ -401,6 +433,22 @@ def validate(cfg: KronosConfig) -> list[ConfigProblem]:
            "is empty; point it at a downloaded Kronos-mini/small/base folder, or set experiment.pre_trained_predictor: false "
            "with architecture.predictor to train one from scratch")
     _check(p, not cfg.data.data_path == "", "data.data_path", "", "is empty; point it at a CSV, CSV.gz or Parquet file")
+    return p
+
+
+def validate_tracking(tr: TrackingConfig) -> list[ConfigProblem]:
+    p: list[ConfigProblem] = []
+    for name in tr.report_to:
+        _check(p, name in TRACKERS, "tracking.report_to", tr.report_to,
+               f"unknown tracker {name!r}; allowed: {', '.join(TRACKERS)}")
+    _check(p, len(set(tr.report_to)) == len(tr.report_to), "tracking.report_to", tr.report_to,
+           "names a tracker twice; list each once")
+    _check(p, tr.publish in TRACKING_PUBLISH, "tracking.publish", tr.publish,
+           f"allowed: {', '.join(TRACKING_PUBLISH)}")
+    _check(p, tr.wandb_mode in WANDB_MODES, "tracking.wandb_mode", tr.wandb_mode,
+           "allowed: online, offline, or empty for $WANDB_MODE")
+    _check(p, not tr.mlflow_log_models or "mlflow" in tr.report_to, "tracking.mlflow_log_models", True,
+           "has no effect without mlflow in tracking.report_to", level="warning")
     return p
 
 
@@ -648,7 +696,7 @@ def set_field_from_text(raw: dict[str, Any], path: str, text: str) -> dict[str, 
     value: Any = text
     if typ is bool:
         value = text.strip().lower() in ("1", "true", "yes", "on")
-    elif typ in (int, float):
+    elif typ in (int, float) or get_origin(typ) is list:
         try:
             value = yaml.safe_load(text) if text.strip() else text
         except yaml.YAMLError:
@@ -670,10 +718,10 @@ def validate_raw(raw: dict[str, Any], source: str = "") -> list[ConfigProblem]:
 __all__ = [
     "KronosConfig", "DataConfig", "SyntheticDataConfig", "TrainingConfig", "SchedulerConfig", "EarlyStoppingConfig",
     "ModelPathsConfig", "ArchitectureConfig", "ExperimentConfig", "DeviceConfig",
-    "DistributedConfig", "EvaluationConfig", "ConfigProblem", "ConfigError", "PresetInfo",
+    "DistributedConfig", "EvaluationConfig", "TrackingConfig", "ConfigProblem", "ConfigError", "PresetInfo",
     "from_dict", "to_dict", "validate", "validate_raw", "errors_of", "load_preset", "load_preset_strict",
     "load_raw_chain", "merged_raw", "merge", "read_yaml", "parse_yaml", "dump_yaml", "save_preset",
     "diff", "flatten", "config_hash", "world_size", "list_presets", "preset_dirs", "resolve_preset_path",
     "bundled_presets_dir", "user_presets_dir", "get_field", "field_paths", "set_field_from_text",
-    "SCHEDULERS", "PRECISIONS", "BACKENDS",
+    "SCHEDULERS", "PRECISIONS", "BACKENDS", "TRACKERS", "TRACKING_PUBLISH", "validate_tracking",
 ]
