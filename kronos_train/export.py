@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .events import STAGES
 
@@ -21,25 +21,51 @@ STEP_FIELDS = ("epoch", "loss", "lr", "grad_norm", "samples_per_s", "data_wait",
 VAL_FIELDS = ("epoch", "val_loss", "best_val_loss", "improved", "attempt", "t")
 
 
+PointKey = tuple  # (stage, name, step, ...): a point a later attempt may replace or drop
+
+
+def fold_points(records: Iterable[dict[str, Any]],
+                points_of: Callable[[dict[str, Any]], Iterable[tuple[PointKey, Any]]]) -> dict[PointKey, Any]:
+    """The resume rule of docs/events.md, once for every reader of a run's points.
+
+    ``points_of(record)`` turns a record into ``(key, point)`` pairs keyed by
+    ``(stage, name, step, ...)``.  A ``stage_start`` of a later attempt drops that
+    stage's points past its ``resumed_from`` (all of them when it started over:
+    ``resumed_from`` null); a later point replaces an earlier one with the same key.
+    """
+    points: dict[PointKey, Any] = {}
+    for rec in records:
+        if rec.get("event") == "stage_start" and int(rec.get("attempt") or 0) > 0:
+            stage, start = rec.get("stage"), rec.get("resumed_from")
+            start = start if isinstance(start, int) else -1
+            points = {key: point for key, point in points.items() if not (key[0] == stage and key[2] > start)}
+        for key, point in points_of(rec):
+            points[key] = point
+    return points
+
+
+def stage_rank(stage: str) -> int:
+    return STAGES.index(stage) if stage in STAGES else len(STAGES)
+
+
+def curve_row(rec: dict[str, Any]) -> list[tuple[PointKey, dict[str, Any]]]:
+    event, stage = rec.get("event"), rec.get("stage")
+    if event not in KINDS or not stage or not isinstance(rec.get("step"), int):
+        return []
+    row = {"stage": stage, "kind": event, "step": rec["step"]}
+    row.update((name, rec.get(name)) for name in (STEP_FIELDS if event == "step" else VAL_FIELDS))
+    for part, value in (rec.get("parts") or {}).items():
+        row[f"part_{part}"] = value
+    return [((stage, event, rec["step"]), row)]
+
+
 def curve_points(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows in stage order, then step (a step's training point before its validation)."""
-    points: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for rec in records:
-        event, stage = rec.get("event"), rec.get("stage")
-        if event == "stage_start" and int(rec.get("attempt") or 0) > 0:
-            start = int(rec.get("resumed_from") or 0)
-            points = {key: row for key, row in points.items() if not (key[0] == stage and key[2] > start)}
-        elif event in KINDS and stage and isinstance(rec.get("step"), int):
-            row = {"stage": stage, "kind": event, "step": rec["step"]}
-            row.update((name, rec.get(name)) for name in (STEP_FIELDS if event == "step" else VAL_FIELDS))
-            for part, value in (rec.get("parts") or {}).items():
-                row[f"part_{part}"] = value
-            points[(stage, event, rec["step"])] = row
+    points = fold_points(records, curve_row)
 
-    def order(key: tuple[str, str, int]) -> tuple[int, str, int, int]:
+    def order(key: PointKey) -> tuple[int, str, int, int]:
         stage, kind, step = key
-        rank = STAGES.index(stage) if stage in STAGES else len(STAGES)
-        return rank, stage, step, KINDS.index(kind)
+        return stage_rank(stage), stage, step, KINDS.index(kind)
 
     return [points[key] for key in sorted(points, key=order)]
 
