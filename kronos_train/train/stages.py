@@ -32,6 +32,7 @@ from ..model import (build_predictor, build_tokenizer, check_pair, load_predicto
                      set_gradient_checkpointing, tokenizer_loss, tokenizer_val_loss)
 from ..model.checkpoint import read_config
 from ..runfolder import RunFolder, data_cache_dir
+from ..tracking.live import TrackingWriter, start_live_tracking
 from . import checkpoint
 from .distributed import DistEnv, init_distributed, shutdown_distributed
 from .failures import classify_exception, write_failure
@@ -213,9 +214,12 @@ def run_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist: 
         torch.backends.cudnn.allow_tf32 = True
     defaults = {"stage": name, "attempt": attempt}
     writer = EventWriter(run.events_path, defaults) if dist.is_main else NullWriter()
+    if dist.is_main:                      # rank 0 mirrors what it writes to the trackers (tracking.report_to)
+        writer = start_live_tracking(run, cfg, writer)
     sampler = None
     if dist.is_node_main and dist.device.type == "cuda":
-        sampler = GpuSampler(EventWriter(run.events_path, defaults)).start()
+        gpu_writer = EventWriter(run.events_path, defaults)
+        sampler = GpuSampler(writer.mirror(gpu_writer) if isinstance(writer, TrackingWriter) else gpu_writer).start()
     try:
         prepared = load_data(cfg, run, dist)
         ckpt = checkpoint.load_last(run, name, dist)
@@ -228,6 +232,8 @@ def run_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist: 
     finally:
         if sampler is not None:
             sampler.stop()
+        if isinstance(writer, TrackingWriter):
+            writer.finish()
 
 
 def main(argv: list[str] | None = None) -> int:
