@@ -340,6 +340,28 @@ def _fmt_hours(hours: float) -> str:
     return f"{hours * 60:.0f} min" if hours < 1 else f"{hours:.1f} h"
 
 
+# --------------------------------------------------------------------------- trackers
+
+def check_tracking(cfg: KronosConfig) -> CheckResult | None:
+    """The trackers of tracking.report_to are installed (found without importing them)."""
+    from ..tracking import install_line, missing_packages
+
+    tr = cfg.tracking
+    if not tr.report_to:
+        return None
+    title = "Trackers installed"
+    missing = missing_packages(tr.report_to)
+    if missing:
+        return CheckResult("tracking.installed", title, "warn", f"not installed: {', '.join(missing)}",
+                           "; ".join(install_line(name) for name in missing) + " (the run goes on without them)",
+                           items=[install_line(name) for name in missing])
+    notes = []
+    if "mlflow" in tr.report_to and not (tr.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")):
+        notes.append("mlflow: no tracking.mlflow_tracking_uri nor $MLFLOW_TRACKING_URI: MLflow's own default "
+                     "store in the trainer's working folder")
+    return CheckResult("tracking.installed", title, "ok", ", ".join(tr.report_to), items=notes)
+
+
 # --------------------------------------------------------------------------- all
 
 def run_pre_checks(cfg: KronosConfig, *, logs_dir: Path, problems: list[ConfigProblem] | None = None,
@@ -360,4 +382,5 @@ def run_pre_checks(cfg: KronosConfig, *, logs_dir: Path, problems: list[ConfigPr
         results.append(check_models(cfg))
     results += [check_output(cfg, logs_dir), check_gpus(cfg, nvml), check_disk(cfg, logs_dir),
                 check_batch_and_time(cfg, report)]
-    return results
+    tracking = check_tracking(cfg)
+    return results + ([tracking] if tracking is not None else [])

@@ -553,10 +553,35 @@ def check_model_loads(model_check: list[CheckResult] | None) -> CheckResult:
                        or "loaded", phase="after", items=[f"{r.title}: {r.detail}" for r in model_check])
 
 
+TRACKING_PREFIX = "tracking: "
+
+
+def check_published(summary: RunSummary, run: RunFolder | None) -> CheckResult | None:
+    """Where the run's curves were published (tracking.json), and what the trackers
+    reported; None for a run that published nowhere and was not asked to."""
+    from ..tracking.state import read_state
+
+    published = read_state(run) if run is not None else {}
+    problems = [str(r.get("message", ""))[len(TRACKING_PREFIX):] for r in summary.logs
+                if r.get("level") == "warning" and str(r.get("message", "")).startswith(TRACKING_PREFIX)]
+    if not published and not problems:
+        return None
+    title = "Published to trackers"
+    items = [f"{name}: {entry.location}" + (f" (run {entry.run_id})" if entry.run_id else "")
+             for name, entry in published.items()]
+    if problems:
+        return CheckResult("run.published", title, "warn", f"{len(problems)} tracker problem(s)",
+                           "kronos-train export RUN --to TRACKER publishes the whole run from its folder",
+                           phase="after", items=items + problems[-5:])
+    return CheckResult("run.published", title, "ok", ", ".join(published), phase="after", items=items)
+
+
 def after_checks(summary: RunSummary, run: RunFolder | None = None,
                  model_check: list[CheckResult] | None = None) -> list[CheckResult]:
-    """The guide's "训练后" lines, in its order."""
-    return [check_models_saved(summary, run), check_val_beats_baseline(summary), check_model_loads(model_check)]
+    """The guide's "训练后" lines, in its order, then where the run was published."""
+    results = [check_models_saved(summary, run), check_val_beats_baseline(summary), check_model_loads(model_check)]
+    published = check_published(summary, run)
+    return results + ([published] if published is not None else [])
 
 
 def run_checks(run: RunFolder, *, now: float | None = None,

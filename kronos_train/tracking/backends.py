@@ -256,7 +256,8 @@ class WandbBackend(Backend):
         self.run.finish(exit_code=0 if status != "failed" else 1)
 
     def where(self) -> str:
-        return f"{getattr(self.run, 'url', None) or self.run.dir} (run {self.run.id})"
+        where = self.run.dir if self.run.offline else self.run.url      # offline runs have no URL yet
+        return f"{where} (run {self.run.id})"
 
 
 BACKENDS: dict[str, type[Backend]] = {"tensorboard": TensorBoardBackend, "mlflow": MlflowBackend,
