@@ -112,7 +112,7 @@ class LiveSink:
 
     # ---------------------------------------------------------------- the tracking thread
     def _run(self) -> None:
-        self.backends = [b for b in self.backends if self._call(b, "open", self.ctx)]
+        self.backends = [b for b in list(self.backends) if self._call(b, "open", self.ctx)]
         self.published = [f"{b.name}: {b.where()}" for b in self.backends]
         stopping = False
         while not stopping:

@@ -18,7 +18,7 @@ from kronos_train.tracking.scalars import published_points
 from kronos_train.tracking.state import read_state
 
 from conftest import STOP_AT
-from wandb_file import history_rows, run_id as wandb_run_id
+from wandb_file import history_rows, run_id as wandb_run_id, wait_complete
 
 pytestmark = pytest.mark.slow
 
@@ -96,6 +96,8 @@ def test_mlflow_holds_one_run_continued_after_the_resume_with_every_step_once(tr
 def test_wandb_offline_run_is_resumed_by_id_and_holds_every_step_once(tracked_run):
     files = sorted(glob.glob(str(tracked_run.path / "wandb" / "offline-run-*" / "run-*.wandb")))
     assert len(files) == 3                                 # one per stage process, all the same W&B run
+    for f in files:
+        wait_complete(Path(f))
     stored = read_state(tracked_run)["wandb"].run_id
     assert {wandb_run_id(Path(f)) for f in files} == {stored}
     got: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -146,6 +148,7 @@ def test_export_to_wandb_offline_writes_a_new_run(tracked_run, monkeypatch, caps
     before = set(glob.glob(str(tracked_run.path / "wandb" / "offline-run-*" / "run-*.wandb")))
     assert cli(["export", str(tracked_run.path), "--to", "wandb"]) == 0
     (new,) = set(glob.glob(str(tracked_run.path / "wandb" / "offline-run-*" / "run-*.wandb"))) - before
+    wait_complete(Path(new))
     assert wandb_run_id(Path(new)) != read_state(tracked_run)["wandb"].run_id
     steps = [row["tokenizer/step"] for row in history_rows(Path(new)) if "tokenizer/train/loss" in row]
     assert steps == [s for s, _ in expected(tracked_run)["tokenizer/train/loss"]]

@@ -61,3 +61,16 @@ def run_id(path: Path) -> str:
         if record.WhichOneof("record_type") == "run":
             return record.run.run_id
     return ""
+
+
+def wait_complete(path: Path, timeout: float = 60.0) -> None:
+    """``run.finish()`` returns before W&B's core process has written the offline file's
+    last records; wait for its ``exit`` record."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(r.WhichOneof("record_type") == "exit" for r in records(path)):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{path} has no exit record after {timeout:.0f} s")
