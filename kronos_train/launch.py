@@ -41,6 +41,7 @@ RESUME_SAFE_FIELDS = (
     "distributed.use_ddp", "evaluation.", "model_paths.base_path", "model_paths.base_save_path",
     "model_paths.exp_name", "model_paths.tokenizer_save_name", "model_paths.basemodel_save_name", "device.device_id",
     "training.time_budget_minutes",
+    "tracking.",                 # where curves are published never changes what is trained
 )
 PATH_FIELDS = (("data", "data_path"), ("model_paths", "pretrained_tokenizer"), ("model_paths", "pretrained_predictor"),
                ("model_paths", "base_path"), ("model_paths", "base_save_path"), ("model_paths", "finetuned_tokenizer"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,11 @@ class TrackingContext:
     preset: str
     fresh: bool = False                       # True: a new tracker run, whatever tracking.json says
     target: str = ""                          # export --to X TARGET: a directory or a tracking URI
-    params: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.params = {k: v for k, v in flatten(to_dict(self.cfg)).items() if k != "extends"}
+    @property
+    def params(self) -> dict[str, Any]:
+        """The resolved config, one entry per dotted field."""
+        return {k: v for k, v in flatten(to_dict(self.cfg)).items() if k != "extends"}
 
     @property
     def experiment(self) -> str:

@@ -122,7 +122,7 @@ class LiveSink:
                     records.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
-            stopping = records[-1] is _STOP or any(r is _STOP for r in records)
+            stopping = any(r is _STOP for r in records)
             self._publish([r for r in records if r is not _STOP])
         for backend in self.backends:
             self._call(backend, "close", self.last_status)

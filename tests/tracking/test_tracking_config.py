@@ -33,3 +33,15 @@ def test_a_tracker_that_is_not_installed_is_a_warning_with_the_pip_line(monkeypa
     assert result.status == "warn" and result.detail == "not installed: mlflow"
     assert "pip install 'kronos-tui[mlflow]'" in result.hint
     assert check_tracking(from_dict({})[0]) is None
+
+
+def test_turning_tracking_on_does_not_block_an_exact_resume():
+    from kronos_train.config import to_dict
+    from kronos_train.launch import _changed_fields
+
+    before = to_dict(from_dict({})[0])
+    del before["tracking"]                                  # a checkpoint written before the section existed
+    after = to_dict(from_dict({"tracking": {"report_to": ["mlflow"], "publish": "immediate"}})[0])
+    assert _changed_fields(before, after) == []
+    after["training"]["batch_size"] = 64
+    assert _changed_fields(before, after) == ["training.batch_size: 32 -> 64"]
