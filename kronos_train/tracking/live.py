@@ -78,7 +78,6 @@ class LiveSink:
         self.mapper = ScalarMapper()
         self.gate = CommitGate(immediate=ctx.cfg.tracking.publish == "immediate")
         self.last_status = "completed"
-        self.published: list[str] = []
         self.thread = threading.Thread(target=self._run, name="kronos-tracking", daemon=True)
 
     def start(self) -> "LiveSink":
@@ -113,7 +112,6 @@ class LiveSink:
     # ---------------------------------------------------------------- the tracking thread
     def _run(self) -> None:
         self.backends = [b for b in list(self.backends) if self._call(b, "open", self.ctx)]
-        self.published = [f"{b.name}: {b.where()}" for b in self.backends]
         stopping = False
         while not stopping:
             records = [self.queue.get()]
