@@ -3,7 +3,6 @@ port on 127.0.0.1, stopped at teardown), and one tracked `demo` run, stopped by 
 request and resumed, shared by every test of the session."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -19,21 +18,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "train"))
 
+from tracking_helpers import STOP_AT, need  # noqa: E402
 from train_helpers import free_port, wait_finished  # noqa: E402
 
 from kronos_train.launch import create_run, resume_run, start_supervisor  # noqa: E402
 from kronos_train.runfolder import RunFolder  # noqa: E402
 
-STOP_AT = 5                       # the planned stop: mid-epoch in the basemodel stage
 SERVER_START_S = 180.0            # a cold `mlflow server` migrates its SQLite store first: slow on 2 cores
-
-
-def need(module: str) -> None:
-    """Skip without the tracker package, except on CI, where the [test] extra installs it."""
-    if importlib.util.find_spec(module) is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{module} is not installed on CI: pip install -e '.[test]' installs it")
-        pytest.skip(f"{module} is not installed (pip install -e '.[test]')")
 
 
 @pytest.fixture(scope="session")

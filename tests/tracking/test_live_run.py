@@ -4,7 +4,6 @@ numbers of events.jsonl."""
 from __future__ import annotations
 
 import glob
-import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,35 +13,12 @@ from kronos_train.checks.run import run_checks
 from kronos_train.cli import main as cli
 from kronos_train.events import read_events, validate_story
 from kronos_train.export import curve_points
-from kronos_train.tracking.scalars import published_points
 from kronos_train.tracking.state import read_state
 
-from conftest import STOP_AT
+from tracking_helpers import STOP_AT, expected, same, tensorboard_series
 from wandb_file import history_rows, run_id as wandb_run_id, wait_complete
 
 pytestmark = pytest.mark.slow
-
-
-def expected(run) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] in step order: what every tracker must hold."""
-    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for p in published_points(read_events(run.events_path)):
-        series[p.tag].append((p.step, p.value))
-    return dict(series)
-
-
-def same(got: list[tuple[int, float]], want: list[tuple[int, float]]) -> bool:
-    """Same steps, each once, in order; values equal up to float32 (TensorBoard stores float32)."""
-    return [s for s, _ in got] == [s for s, _ in want] and all(
-        math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for (_, a), (_, b) in zip(got, want))
-
-
-def tensorboard_series(folder: Path) -> dict[str, list[tuple[int, float]]]:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 def test_the_run_was_stopped_resumed_and_the_scalars_cover_every_logged_number(tracked_run):

@@ -15,8 +15,7 @@ from kronos_train.tracking.backends import MlflowBackend, TensorBoardBackend, Tr
 from kronos_train.tracking.live import CommitGate, LiveSink, TrackingWriter
 from kronos_train.tracking.scalars import ScalarMapper, published_points
 
-from conftest import need
-from test_live_run import same, tensorboard_series
+from tracking_helpers import need, same, tensorboard_series
 
 
 def step(stage, n, loss, attempt):
