@@ -26,8 +26,9 @@ from typing import Any
 from .events import REQUEST_KINDS, STAGES
 
 DEFAULT_LOGS_DIR = Path("logs")
-RUN_STATES = ("pending", "running", "stopping", "stopped", "completed", "failed", "aborted")
-FINAL_STATES = ("stopped", "completed", "failed", "aborted")
+RUN_STATES = ("pending", "running", "stopping", "stopped", "completed", "failed", "aborted", "cancelled")
+# cancelled: a scheduler job cancelled while queued, before the run trained anything (see docs/cluster.md)
+FINAL_STATES = ("stopped", "completed", "failed", "aborted", "cancelled")
 COMMIT_MARKER = "COMMITTED"
 
 
@@ -146,7 +147,13 @@ class RunFolder:
     # ---------------------------------------------------------------- liveness
     def is_alive(self) -> bool:
         """True while a supervisor holds the lock.  A flock dies with its process,
-        so this never mistakes a recycled pid for a live run."""
+        so this never mistakes a recycled pid for a live run.  A supervisor on
+        another host (a cluster node) is judged by its heartbeat instead."""
+        from .heartbeat import remote_liveness
+
+        remote = remote_liveness(self.path)
+        if remote is not None:
+            return remote
         if not self.lock_path.exists():
             return False
         try:
