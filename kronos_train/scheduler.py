@@ -30,6 +30,9 @@ SCHEDULER_FILE = "scheduler.json"
 QUERY_TIMEOUT_S = 5.0
 JOB_ID = re.compile(r"^[0-9]{1,12}$")
 SQUEUE_FORMAT = "%i|%T|%r|%N|%L|%l"          # job id | state | reason | nodes | time left | time limit
+# The batch script exits with the supervisor's code (kronos_train/supervisor.py).
+SUPERVISOR_EXITS = {"1": "a stage failed", "2": "the run did not start", "3": "the run stopped, resumable",
+                    "4": "the run was aborted"}
 # Job states in which SLURM will still start (or is starting) the job: no supervisor yet.
 WAITING_STATES = ("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "SUSPENDED", "RESV_DEL_HOLD")
 ACTIVE_STATES = WAITING_STATES + ("RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "RESIZING", "STOPPED")
@@ -190,6 +193,8 @@ def describe(info: JobInfo) -> str:
         left = f", {info.time_left} left" if info.time_left and info.time_left not in ("INVALID", "UNLIMITED") else ""
         return f"{head}: running on {info.nodes or '?'}{requeued}{left}"
     exit_code = f", exit {info.exit_code}" if info.exit_code and info.exit_code != "0:0" else ""
+    meaning = SUPERVISOR_EXITS.get(info.exit_code.split(":")[0]) if exit_code else None
+    exit_code += f" ({meaning})" if meaning else ""
     return f"{head}: {info.state}{exit_code}{requeued}"
 
 
@@ -233,3 +238,38 @@ def node_cpus(partition: str = "", timeout: float = QUERY_TIMEOUT_S) -> int | No
     code, out, _ = _run(cmd, timeout)
     counts = [int(tok.rstrip("+")) for tok in out.split() if tok.rstrip("+").isdigit()] if code == 0 else []
     return min(counts) if counts else None
+
+
+class JobWatch:
+    """A run's SLURM job for a reader that polls (the TUI's follower and Runs
+    table, from worker threads): SLURM is asked at most every ``every_s``
+    seconds, each query bounded by its timeout."""
+
+    def __init__(self, run: RunFolder, every_s: float = 10.0, timeout: float = QUERY_TIMEOUT_S):
+        self.run, self.every_s, self.timeout = run, every_s, timeout
+        self.info: JobInfo | None = None
+        self._asked_at = -1e18
+
+    def poll(self, force: bool = False) -> bool:
+        """Ask again when due; True when what a reader shows changed."""
+        now = time.monotonic()
+        if not force and now - self._asked_at < self.every_s:
+            return False
+        self._asked_at = now
+        before = self.line
+        self.info = job_of_run(self.run, self.timeout)
+        return self.line != before
+
+    def ask_at_next_poll(self) -> None:
+        self._asked_at = -1e18
+
+    @property
+    def line(self) -> str:
+        return describe(self.info) if self.info is not None else ""
+
+    @property
+    def waiting(self) -> bool:
+        return self.info is not None and self.info.waiting
+
+    def state(self, run_state: str) -> str:
+        return display_state(run_state, self.info)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -67,6 +68,7 @@ RUN_DIR={run_dir_q}
 PYTHON={python_q}
 export PYTHONPATH={root_q}${{PYTHONPATH:+:$PYTHONPATH}}
 export PYTHONFAULTHANDLER=1
+unset KRONOS_HOSTNAME               # the submitting (login) host's override: this job is on its own nodes
 export NCCL_DEBUG=${{NCCL_DEBUG:-WARN}}
 # export NCCL_SOCKET_IFNAME=ib0     # the interface the nodes talk over, if NCCL picks the wrong one
 
@@ -217,7 +219,11 @@ def submit_script(run: RunFolder, options: SlurmOptions, preset: str) -> str:
 def submit_run(preset: str | Path, logs_dir: Path, options: SlurmOptions, **stage_flags: Any) -> tuple[RunFolder, str]:
     """Create the run and submit it: the TUI's launch on SLURM and `kronos-train slurm --submit`."""
     run = create_slurm_run(preset, logs_dir, options, **stage_flags)
-    return run, submit_script(run, options, str(preset))
+    try:
+        return run, submit_script(run, options, str(preset))
+    except LaunchError:
+        shutil.rmtree(run.path, ignore_errors=True)     # nothing was submitted: leave no run that never was
+        raise
 
 
 def resubmit_run(run: RunFolder) -> str:

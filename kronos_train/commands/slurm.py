@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -52,10 +53,14 @@ def main(args: argparse.Namespace) -> int:
     options = SlurmOptions(nodes=args.nodes, gpus_per_node=args.gpus_per_node, procs_per_node=args.procs_per_node,
                            cpus_per_task=args.cpus_per_task, partition=args.partition, time=args.time,
                            begin=args.begin)
+    what = "nothing submitted" if args.submit else "no script written"
     try:
         run = create_slurm_run(args.config, args.logs or logs_dir_from_env(), options,
                                skip_tokenizer=args.skip_tokenizer, skip_basemodel=args.skip_basemodel,
                                skip_existing=args.skip_existing)
+    except LaunchError as exc:
+        return _fail(what, exc.problems)
+    try:
         if args.out:
             args.out.write_text(render(run, options, str(args.config), str(args.out)), encoding="utf-8")
             args.out.chmod(0o755)
@@ -64,7 +69,8 @@ def main(args: argparse.Namespace) -> int:
         else:
             script = write_script(run, options, str(args.config))
     except LaunchError as exc:
-        return _fail("nothing submitted" if args.submit else "no script written", exc.problems)
+        shutil.rmtree(run.path, ignore_errors=True)      # leave no run folder for a job that never was
+        return _fail(what, exc.problems)
     if args.submit:
         print(f"run {run.run_id}\n  folder: {run.path}\n  SLURM job {job_id} submitted\n"
               f"  watch:  kronos-train status {run.run_id}\n  stop:   kronos-train stop {run.run_id}")
