@@ -236,10 +236,14 @@ class RunFolder:
             pass
 
     def signal_group(self, sig: int) -> bool:
-        """Signal the supervisor's process group (torchrun and its workers)."""
+        """Signal the supervisor's process group (torchrun and its workers), only
+        on the supervisor's own host: a pgid from another host names some other
+        process here."""
+        from .heartbeat import remote_liveness
+
         status = self.read_status()
         pgid = status.get("pgid")
-        if not pgid or not self.is_alive():
+        if not pgid or not self.is_alive() or remote_liveness(self.path) is not None:
             return False
         try:
             os.killpg(int(pgid), sig)

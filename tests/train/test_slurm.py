@@ -190,3 +190,14 @@ def test_a_single_node_run_picks_a_free_local_port(tmp_path):
     run = create_run(write_preset(tmp_path), tmp_path / "logs")
     text = " ".join(Supervisor(run, resume=False, foreground=False).torchrun_command("basemodel"))
     assert "--rdzv-backend c10d --rdzv-endpoint localhost:0" in text and "--nproc-per-node 2" in text
+
+
+def test_an_abort_from_another_host_signals_nothing_here(tmp_path, monkeypatch):
+    run = RunFolder(tmp_path)
+    run.write_status(state="running", pgid=os.getpgid(0))    # this very test's group, were it signalled
+    monkeypatch.setenv("KRONOS_HOSTNAME", "gpu-node-17")
+    write_heartbeat(tmp_path)
+    monkeypatch.setenv("KRONOS_HOSTNAME", "login-node")
+    assert run.is_alive()
+    run.request("abort", source="test")                      # the request file only; we are still here
+    assert run.pending_request("abort") is not None
