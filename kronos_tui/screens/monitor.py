@@ -37,6 +37,11 @@ def controllable(snap: Any, action: str) -> bool:
     return snap.alive or (snap.queued and action != "early_stop")
 
 
+def resumable(snap: Any) -> bool:
+    """Not running, with a checkpoint, and not already queued again (a requeued SLURM job resumes by itself)."""
+    return snap is not None and not snap.alive and snap.can_resume and not snap.queued
+
+
 class MonitorScreen(KronosScreen):
     MODE = "monitor"
     BINDINGS = [
@@ -189,21 +194,21 @@ class MonitorScreen(KronosScreen):
             return True if controllable(snap, action) else None
         if action == "resume":
             run = self.kapp.attached_run
-            return True if (snap is not None and run is not None and not snap.alive and snap.can_resume) else None
+            return True if (run is not None and resumable(snap)) else None
         return True
 
     def _refresh_controls(self) -> None:
         snap = self.kapp.snapshot
         alive = snap is not None and snap.alive
-        resumable = snap is not None and not alive and snap.can_resume
+        can_resume = resumable(snap)
         queued = snap is not None and snap.queued
-        if self._controls == (alive, resumable, queued):
+        if self._controls == (alive, can_resume, queued):
             return                      # the footer recomposes on every refresh_bindings: only on change
-        self._controls = (alive, resumable, queued)
+        self._controls = (alive, can_resume, queued)
         self.refresh_bindings()
         for button_id, action in (("#btn-early-stop", "early_stop"), ("#btn-stop", "stop"), ("#btn-abort", "abort")):
             self.query_one(button_id, Button).disabled = not controllable(snap, action)
-        self.query_one("#btn-resume", Button).disabled = not resumable
+        self.query_one("#btn-resume", Button).disabled = not can_resume
 
     # ---------------------------------------------------------------- controls
     @on(Button.Pressed)

@@ -313,7 +313,7 @@ class RunsScreen(KronosScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "resume":
             row = self.highlighted() if self.is_mounted else None
-            return True if row is not None and row.can_resume else None
+            return True if row is not None and row.can_resume and row.state != "queued" else None
         if action in ("attach", "mark", "overlay", "diff"):
             return True if self.is_mounted and self.rows else None
         return True
@@ -374,7 +374,7 @@ class RunsScreen(KronosScreen):
 
     def action_resume(self) -> None:
         row = self.highlighted()
-        if row is not None and row.can_resume:
+        if row is not None and row.can_resume and row.state != "queued":   # a queued job resumes by itself
             self.kapp.resume(row.run)
 
     def action_refresh(self) -> None:
