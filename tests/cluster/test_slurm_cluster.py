@@ -41,6 +41,9 @@ def test_two_jobs_sharing_the_nodes_both_complete_with_the_local_losses(slurm_cl
         assert curve(run) == curve(reference)
         status = status_json(run)
         assert status["state"] == "completed" and "COMPLETED" in status["scheduler"]["line"]
+    first_steps = [events(run, "step")[0]["t"] for run, _ in jobs]
+    ends = [events(run, "run_end")[-1]["t"] for run, _ in jobs]
+    assert max(first_steps) < min(ends)                 # they trained at the same time
     assert not (root / "PWNED").exists() and not list(logs.glob("**/PWNED"))
 
 
