@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .config import config_hash, world_size
-from .heartbeat import HeartbeatThread
 from .events import SCHEMA_VERSION, STAGES, TIME_BUDGET_SOURCE, EventWriter, read_events
+from .heartbeat import HeartbeatThread
 from .launch import LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason
 from .runfolder import RunFolder
 from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, read_failures, root_cause,
