@@ -173,12 +173,12 @@ class MonitorScreen(KronosScreen):
         text.append(f"{snap.run_id} ", style="bold")
         text.append(f"· {snap.preset} · ")
         text.append(state_word, style="bold")
+        if snap.scheduler:              # right after the state: where the job is matters most on a cluster
+            text.append(f" · {snap.scheduler.removeprefix('SLURM ')}")
         if snap.attempt:
             text.append(f" · attempt {snap.attempt}")
         if snap.host:
             text.append(f" · {snap.host}")
-        if snap.scheduler:
-            text.append(f" · {snap.scheduler.removeprefix('SLURM ')}")
         if not snap.caught_up:
             text.append(f" · reading {snap.progress:.0%}", style="italic")
         for request in snap.pending_requests:

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from cluster_helpers import LOGIN_HOST, REPO, curve, events, job_output, kronos_train, wait_final, write_short_demo
+from cluster_helpers import (LOGIN_HOST, REPO, curve, events, job_output, kronos_train, submit, wait_final,
+                             write_short_demo)
 from kronos_train.scheduler import read_job_record
 from kronos_tui.app import KronosApp
 from kronos_tui.services import Services
@@ -70,3 +71,17 @@ async def test_launch_on_slurm_watch_stop_and_resume_from_the_tui(slurm_cluster,
     finally:
         if run is not None and read_job_record(run) is not None:
             kronos_train("stop", str(run.path), "--abort", check=False)
+
+
+async def test_the_monitor_shows_a_queued_job_and_its_stop_key_cancels_it(slurm_cluster, workspace, monkeypatch):
+    root, _, logs = workspace
+    preset = write_short_demo(root / "user-presets", root / "data")
+    run, job_id = submit(preset, logs, "--begin", "now+1hour")
+    monkeypatch.setenv("KRONOS_HOSTNAME", LOGIN_HOST)
+    app = KronosApp(run.run_id, services=Services(logs_dir=logs, auto_model_check=False, poll_interval=0.2))
+    async with app.run_test(size=(200, 30)) as pilot:               # the whole run line: long preset path
+        await wait_text(pilot, f"⏸ queued · job {job_id}: queued (BeginTime)")
+        assert app.screen.query_one("#btn-early-stop").disabled and not app.screen.query_one("#btn-stop").disabled
+        await pilot.press("s")
+        await wait_text(pilot, f"✗ cancelled · job {job_id}: CANCELLED", timeout=30)
+    assert run.read_status()["state"] == "cancelled"
