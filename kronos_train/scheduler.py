@@ -162,8 +162,8 @@ def query_job(job_id: str, timeout: float = QUERY_TIMEOUT_S) -> JobInfo:
     if row is not None:
         info.state, info.reason, info.nodes = row["state"], row["reason"], _nodes(row["nodes"])
         info.time_left, info.time_limit = row["time_left"], row["time_limit"]
-    elif code not in (0, 1):               # 1: squeue's "Invalid job id" for a job it forgot
-        info.error = err or f"squeue exited with code {code}"
+    elif code != 0 and "invalid job id" not in err.lower():   # not a job slurmctld forgot: it could not be asked
+        info.error = err.splitlines()[-1] if err else f"squeue exited with code {code}"
         return info
     code, out, err = _run(["scontrol", "-o", "show", "job", job_id], timeout)
     fields = parse_scontrol(out) if code == 0 else {}

@@ -28,7 +28,7 @@ def test_two_jobs_sharing_the_nodes_both_complete_with_the_local_losses(slurm_cl
         wait_until(lambda: events(run, "step"), 300, 0.2, f"a step of job {job_id}")
         status = status_json(run)
         assert status["state"] == "running", status
-        assert status["scheduler"]["line"].startswith(f"SLURM job {job_id}: running on node[1-2]"), status
+        assert re.fullmatch(rf"SLURM job {job_id}: running on node\[1-2\], \d+:\d\d left", status["scheduler"]["line"])
     for run, job_id in jobs:
         assert wait_final(run, job_id) == "completed", job_output(run)
     ports = {re.search(r"--rdzv-endpoint (\S+)", (run.path / f"slurm-{job_id}.out").read_text()).group(1)
