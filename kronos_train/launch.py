@@ -217,8 +217,10 @@ def launch_problems(cfg: KronosConfig, logs_dir: Path, allow_multinode: bool = F
 
 def prepare_config(preset: str | Path, *, num_gpus: int | None = None, nodes: int | None = None,
                    rdzv_endpoint: str | None = None, skip_tokenizer: bool = False, skip_basemodel: bool = False,
-                   skip_existing: bool = False, time_budget_minutes: float | None = None) -> KronosConfig:
-    """The preset with the command-line flags applied and paths made absolute."""
+                   skip_existing: bool = False, time_budget_minutes: float | None = None,
+                   cpu_only: bool = False) -> KronosConfig:
+    """The preset with the command-line flags applied and paths made absolute.
+    ``cpu_only``: CPU worker processes (gloo) even where CUDA exists (a SLURM CPU partition)."""
     cfg, problems = load_preset(preset)
     if errors_of(problems):
         raise LaunchError([str(p) for p in errors_of(problems)])
@@ -236,6 +238,8 @@ def prepare_config(preset: str | Path, *, num_gpus: int | None = None, nodes: in
         cfg.experiment.skip_existing = True
     if time_budget_minutes is not None:
         cfg.training.time_budget_minutes = float(time_budget_minutes)
+    if cpu_only:
+        cfg.device.use_cuda = False
     absolute_paths(cfg, Path.cwd())
     return cfg
 
@@ -248,7 +252,7 @@ def preset_label(preset: str | Path) -> str:
 def create_run(preset: str | Path, logs_dir: Path | None = None, *, num_gpus: int | None = None,
                skip_tokenizer: bool = False, skip_basemodel: bool = False, skip_existing: bool = False,
                nodes: int | None = None, rdzv_endpoint: str | None = None, allow_multinode: bool = False,
-               time_budget_minutes: float | None = None) -> RunFolder:
+               time_budget_minutes: float | None = None, cpu_only: bool = False) -> RunFolder:
     """Validate everything, then create ``logs/<run_id>/`` with the resolved config.
 
     Raises LaunchError (nothing created) on any problem.  Generates the data
@@ -257,7 +261,7 @@ def create_run(preset: str | Path, logs_dir: Path | None = None, *, num_gpus: in
     logs_dir = Path(logs_dir) if logs_dir is not None else logs_dir_from_env()
     cfg = prepare_config(preset, num_gpus=num_gpus, nodes=nodes, rdzv_endpoint=rdzv_endpoint,
                          skip_tokenizer=skip_tokenizer, skip_basemodel=skip_basemodel, skip_existing=skip_existing,
-                         time_budget_minutes=time_budget_minutes)
+                         time_budget_minutes=time_budget_minutes, cpu_only=cpu_only)
     if not errors_of(validate(cfg)):
         try:
             ensure_synthetic(cfg)

@@ -26,8 +26,9 @@ from typing import Any
 from .events import REQUEST_KINDS, STAGES
 
 DEFAULT_LOGS_DIR = Path("logs")
-RUN_STATES = ("pending", "running", "stopping", "stopped", "completed", "failed", "aborted")
-FINAL_STATES = ("stopped", "completed", "failed", "aborted")
+RUN_STATES = ("pending", "running", "stopping", "stopped", "completed", "failed", "aborted", "cancelled")
+# cancelled: a scheduler job cancelled while queued, before the run trained anything (see docs/cluster.md)
+FINAL_STATES = ("stopped", "completed", "failed", "aborted", "cancelled")
 COMMIT_MARKER = "COMMITTED"
 
 
@@ -146,7 +147,13 @@ class RunFolder:
     # ---------------------------------------------------------------- liveness
     def is_alive(self) -> bool:
         """True while a supervisor holds the lock.  A flock dies with its process,
-        so this never mistakes a recycled pid for a live run."""
+        so this never mistakes a recycled pid for a live run.  A supervisor on
+        another host (a cluster node) is judged by its heartbeat instead."""
+        from .heartbeat import remote_liveness
+
+        remote = remote_liveness(self.path)
+        if remote is not None:
+            return remote
         if not self.lock_path.exists():
             return False
         try:
@@ -229,10 +236,14 @@ class RunFolder:
             pass
 
     def signal_group(self, sig: int) -> bool:
-        """Signal the supervisor's process group (torchrun and its workers)."""
+        """Signal the supervisor's process group (torchrun and its workers), only
+        on the supervisor's own host: a pgid from another host names some other
+        process here."""
+        from .heartbeat import remote_liveness
+
         status = self.read_status()
         pgid = status.get("pgid")
-        if not pgid or not self.is_alive():
+        if not pgid or not self.is_alive() or remote_liveness(self.path) is not None:
             return False
         try:
             os.killpg(int(pgid), sig)

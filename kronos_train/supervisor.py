@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 
 from .config import config_hash, world_size
 from .events import SCHEMA_VERSION, STAGES, TIME_BUDGET_SOURCE, EventWriter, read_events
+from .heartbeat import HeartbeatThread
 from .launch import LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason
 from .runfolder import RunFolder
 from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, read_failures, root_cause,
@@ -66,6 +67,18 @@ def take_lock(run: RunFolder) -> int | None:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
+
+
+def cpu_share_threads(procs_per_node: int) -> int:
+    """Threads per CPU worker: its share of the cores it may use.  Under SLURM
+    that is the job's ``SLURM_CPUS_PER_TASK`` on each node (one task per node
+    runs torchrun), elsewhere the cores this process may run on."""
+    slurm_cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm_cpus.isdigit() and int(slurm_cpus) > 0:
+        cores = int(slurm_cpus)
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, procs_per_node))
 
 
 def _tee(pipe: BinaryIO, path: Path, echo: BinaryIO) -> None:
@@ -147,7 +160,7 @@ class Supervisor:
         env = child_env()
         if "OMP_NUM_THREADS" not in env and not self.cfg.device.use_cuda:
             # CPU workers share the cores; torchrun would otherwise pin each to one thread.
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.cfg.distributed.num_gpus))
+            env["OMP_NUM_THREADS"] = str(cpu_share_threads(self.cfg.distributed.num_gpus))
         return env
 
     def start_torchrun(self, stage: str) -> subprocess.Popen:
@@ -330,7 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     except LaunchError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
-    return supervisor.main()
+    heartbeat = HeartbeatThread(run.path).start()     # liveness for readers on other hosts
+    try:
+        return supervisor.main()
+    finally:
+        heartbeat.stop()
 
 
 if __name__ == "__main__":  # pragma: no cover

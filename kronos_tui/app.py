@@ -302,6 +302,11 @@ class KronosApp(App[None]):
             self.notify("no run attached", severity="warning")
             return
         stage = self.snapshot.stage if self.snapshot is not None else None
+        from kronos_train.slurm_job import is_slurm_run
+
+        if is_slurm_run(run):           # scancel may be needed: SLURM is asked off the UI thread
+            self._request_slurm(run, kind, stage)
+            return
         try:
             run.request(kind, source="tui", stage=stage)
         except OSError as exc:
@@ -312,6 +317,22 @@ class KronosApp(App[None]):
                  "abort": "abort: SIGTERM sent to the run's process group"}
         self.notify(words[kind])
         self.wake_follower(status=True)
+
+    @work(thread=True, exclusive=True, group="slurm-request", exit_on_error=False)
+    def _request_slurm(self, run: RunFolder, kind: str, stage: str | None) -> None:
+        """A SLURM run: a queued job is cancelled, an abort also cancels a running one;
+        otherwise the request file, as for any run."""
+        from kronos_train.slurm_job import control_slurm_job
+
+        try:
+            done = control_slurm_job(run, kind, source="tui")
+            if done is None:
+                run.request(kind, source="tui", stage=stage)
+        except Exception as exc:        # SchedulerError, LaunchError, OSError: said, never a traceback
+            self.call_from_thread(self.notify, f"{kind.replace('_', ' ')} failed: {exc}", severity="error", timeout=10)
+            return
+        self.call_from_thread(self.notify, done or f"{kind.replace('_', ' ')} requested for {run.run_id}")
+        self.call_from_thread(self.wake_follower, True)
 
     def resume(self, run: RunFolder) -> None:
         self._resume(run)

@@ -123,6 +123,8 @@ class Snapshot:
     can_resume: bool = False
     budget_left_s: float | None = None    # training.time_budget_minutes left to this attempt
     pending_requests: list[str] = field(default_factory=list)   # in words, e.g. "stop requested"
+    scheduler: str = ""                   # the run's SLURM job in words ("" when not a SLURM run)
+    queued: bool = False                  # its job waits in the queue: stop/abort cancel it
 
 
 class RawTail:
@@ -294,6 +296,9 @@ class RunFollower:
         self.overlay_label = ""
         self.overview: RunState | None = None   # shown while the exact read catches up
         self._overview_tried = False
+        from kronos_train.scheduler import JobWatch
+
+        self.job = JobWatch(run)                # SLURM asked from this (worker) thread, throttled
 
     def _fresh_state(self) -> RunState:
         state = RunState(local_host=self.local_host)
@@ -349,18 +354,21 @@ class RunFollower:
         if now - self._status_t < STATUS_EVERY_S:
             return False
         self._status_t = now
-        status, state, alive = self.run.read_status(), self.run.state(), self.run.is_alive()
+        status, alive = self.run.read_status(), self.run.is_alive()
+        job_changed = self.job.poll()
+        state = self.job.state(self.run.state())
         can_resume = self.run.can_resume()
         pending = self.run.pending_request_lines()
-        changed = (state, alive, status.get("stage"), can_resume, pending) != (
+        changed = job_changed or (state, alive, status.get("stage"), can_resume, pending) != (
             self.folder_state, self.alive, self.status.get("stage"), self.can_resume, self.pending_requests)
         self.status, self.folder_state, self.alive = status, state, alive
         self.can_resume, self.pending_requests = can_resume, pending
         return changed
 
     def force_status(self) -> None:
-        """Re-read status.json and the requests at the next poll (after a key press)."""
+        """Re-read status.json, the requests and the SLURM job at the next poll (after a key press)."""
         self._status_t = -1e18
+        self.job.ask_at_next_poll()
 
     def _read_logs(self) -> bool:
         new = [f"  {line}" for line in self.stdout.read_new()] + [f"E {line}" for line in self.stderr.read_new()]
@@ -462,7 +470,8 @@ class RunFollower:
                                  patience=cfg.training.early_stopping.patience),
             after=after_checks(st, self.run, self.model_check),
             suggestions=diagnose(st, cfg), view=view, version=self.version, can_resume=self.can_resume,
-            budget_left_s=self._budget_left(st, cfg, now), pending_requests=list(self.pending_requests))
+            budget_left_s=self._budget_left(st, cfg, now), pending_requests=list(self.pending_requests),
+            scheduler=self.job.line, queued=self.job.waiting)
 
     def _budget_left(self, st: Any, cfg: Any, now: float) -> float | None:
         """Seconds of the attempt's time budget left while it runs (the supervisor's

@@ -25,10 +25,19 @@ def _launch(preset: str, logs_dir: Path, **kwargs: Any) -> RunFolder:
     return launch(preset, logs_dir, **kwargs)
 
 
-def _resume(run: RunFolder) -> int:
+def _resume(run: RunFolder) -> int | str:
+    """A local run's supervisor pid; a SLURM run is resubmitted (its new job id)."""
     from kronos_train.launch import resume_run
+    from kronos_train.slurm_job import is_slurm_run, resubmit_run
 
-    return resume_run(run)
+    return resubmit_run(run) if is_slurm_run(run) else resume_run(run)
+
+
+def _submit_slurm(preset: str, logs_dir: Path, options: Any, **kwargs: Any) -> RunFolder:
+    """Create the run and sbatch it (kronos_train.slurm_job.submit_run); the run folder."""
+    from kronos_train.slurm_job import submit_run
+
+    return submit_run(preset, logs_dir, options, **kwargs)[0]
 
 
 def launch_problems(exc: BaseException) -> list[str] | None:
@@ -71,7 +80,8 @@ class Services:
     logs_dir: Path = field(default_factory=logs_dir_from_env)
     nvml: Any = None                                    # a fake pynvml in tests
     launch: Callable[..., RunFolder] = _launch
-    resume: Callable[[RunFolder], int] = _resume
+    resume: Callable[[RunFolder], int | str] = _resume
+    submit_slurm: Callable[..., RunFolder] = _submit_slurm  # the launch dialog's "SLURM" choice
     preset_model_check: Callable[[str], list[CheckResult]] = model_check_for_preset
     run_model_check: Callable[[RunFolder], list[CheckResult]] = model_check_for_run
     clock: Callable[[], float] = time.time

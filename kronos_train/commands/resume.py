@@ -5,7 +5,25 @@ import argparse
 from pathlib import Path
 
 from ..launch import LaunchError, resume_problems, set_time_budget, start_supervisor
+from ..runfolder import RunFolder
+from ..slurm_job import is_slurm_run, resubmit_run
 from . import run_from_args
+
+
+def resubmit(run: RunFolder, args: argparse.Namespace) -> int:
+    """A SLURM run resumes in a new job: same run folder, exact resume on the compute nodes."""
+    try:
+        if args.time_budget_minutes is not None:
+            set_time_budget(run, args.time_budget_minutes)
+        job_id = resubmit_run(run)
+    except LaunchError as exc:
+        print(f"kronos-train resume: run {run.run_id} cannot be resumed exactly:")
+        for problem in exc.problems:
+            print(f"  {problem}")
+        return 2
+    print(f"resuming run {run.run_id} ({run.state()}) in SLURM job {job_id}\n  folder: {run.path}\n"
+          f"  watch:  kronos-train status {run.run_id}")
+    return 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +39,8 @@ def main(args: argparse.Namespace) -> int:
     run = run_from_args(args, "resume")
     if run is None:
         return 2
+    if is_slurm_run(run) and not args.foreground:
+        return resubmit(run, args)
     problems = resume_problems(run)
     if problems:
         print(f"kronos-train resume: run {run.run_id} cannot be resumed exactly:")

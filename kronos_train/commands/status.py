@@ -9,6 +9,7 @@ from typing import Any
 
 from ..events import STAGES, EventTail, read_events
 from ..runfolder import RunFolder, list_runs, logs_dir_from_env
+from ..scheduler import JobInfo, describe, display_state, job_of_run
 from . import run_from_args
 
 TAIL_BYTES = 64 * 1024
@@ -59,12 +60,22 @@ def summarize(run: RunFolder, records: list[dict[str, Any]]) -> dict[str, Any]:
         elif event == "error":
             info["error"] = rec.get("message")
     errors = [r for r in records if r.get("event") == "error"]
-    return {"run_id": run.run_id, "state": run.state(), "preset": run.preset_name(), "stage": status.get("stage"),
+    job = job_of_run(run)
+    return {"run_id": run.run_id, "state": display_state(run.state(), job), "scheduler": scheduler_fields(job), "preset": run.preset_name(), "stage": status.get("stage"),
             "attempt": status.get("attempt"), "pid": status.get("pid"), "host": status.get("host"),
             "started_at": status.get("started_at"), "updated_at": status.get("updated_at"),
             "world_size": status.get("world_size"), "message": status.get("message"), "stages": stages,
             "last_error": errors[-1] if errors else None, "path": str(run.path),
             "pending_requests": run.pending_request_lines() if run.is_alive() else []}
+
+
+def scheduler_fields(job: JobInfo | None) -> dict[str, Any] | None:
+    """The run's SLURM job as SLURM sees it now (None: not a SLURM run)."""
+    if job is None:
+        return None
+    return {"job_id": job.job_id, "state": job.state, "reason": job.reason, "nodes": job.nodes,
+            "restarts": job.restarts, "time_left": job.time_left, "time_limit": job.time_limit,
+            "exit_code": job.exit_code, "error": job.error, "line": describe(job)}
 
 
 def _fmt_loss(value: Any) -> str:
@@ -113,6 +124,8 @@ def print_details(s: dict[str, Any], run: RunFolder) -> None:
     print(f"  folder {s['path']}")
     print(f"  host {s['host'] or '-'}  supervisor pid {s['pid'] or '-'}  processes {s['world_size'] or '-'}  "
           f"started {_fmt_time(s['started_at'])}  updated {_fmt_time(s['updated_at'])}")
+    if s.get("scheduler"):
+        print(f"  {s['scheduler']['line']}")
     for stage in STAGES:
         info = s["stages"][stage]
         if not info:

@@ -5,6 +5,9 @@ import argparse
 from pathlib import Path
 
 from ..events import STAGES
+from ..launch import LaunchError
+from ..scheduler import SchedulerError
+from ..slurm_job import control_slurm_job, is_slurm_run
 from . import run_from_args
 
 
@@ -31,6 +34,20 @@ def main(args: argparse.Namespace) -> int:
     run = run_from_args(args, "stop")
     if run is None:
         return 2
+    kind = "abort" if args.abort else "early_stop" if args.early else "stop"
+    try:
+        done = control_slurm_job(run, kind, source="cli", at_step=args.at_step)
+    except (SchedulerError, LaunchError) as exc:
+        print(f"kronos-train stop: {exc}")
+        return 1
+    if done is not None:                 # a SLURM job: cancelled while queued, or aborted with scancel
+        print(done)
+        return 0
+    if not run.is_alive() and args.at_step is not None and is_slurm_run(run) and run.state() == "pending":
+        run.request(kind, source="cli", stage=args.stage, at_step=args.at_step)
+        print(f"run {run.run_id}: {kind.replace('_', ' ')} planned at step {args.at_step}; the SLURM job has not "
+              "started yet and sees it when it does")
+        return 0
     if not run.is_alive():
         print(f"run {run.run_id} is not running (state: {run.state()}); nothing to stop")
         return 1

@@ -21,6 +21,7 @@ from kronos_train.runfolder import RunFolder
 
 from ..services import launch_problems
 from .dialogs import DIALOG_CSS
+from .launch_slurm import SlurmSection
 
 
 class TickBox(Checkbox):
@@ -31,6 +32,7 @@ class TickBox(Checkbox):
         return "X" if self.value else " "
 
     def watch_value(self) -> None:
+        super().watch_value()          # Checkbox.Changed: the summary and the SLURM fields follow the box
         self.refresh()
 
 
@@ -47,6 +49,7 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
         Binding("t", "toggle('#stage-tokenizer')", "Tokenizer", show=False),
         Binding("b", "toggle('#stage-basemodel')", "Basemodel", show=False),
         Binding("k", "toggle('#skip-existing')", "Skip done", show=False),
+        Binding("u", "toggle('#slurm')", "SLURM", show=False),
         Binding("ctrl+l", "launch", "Launch"),
     ]
 
@@ -72,6 +75,8 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
                 yield Input(f"{self.cfg.training.time_budget_minutes:g}", id="budget", restrict=r"[0-9.]*",
                             compact=True)
                 yield Static("  0 = none; else a resumable stop", markup=False)
+            yield SlurmSection(TickBox("where: SLURM job from this login node, else this node (u)", False,
+                                       id="slurm", compact=True))
             yield Static("", id="launch-summary", markup=False)
             yield Static("", id="launch-problems", classes="error", markup=False)
             with Horizontal(classes="buttons"):
@@ -98,8 +103,9 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
     @on(Checkbox.Changed)
     @on(Input.Changed)
     def _update_summary(self) -> None:
+        self.query_one(SlurmSection).show_fields()
         stages = [s for s in ("tokenizer", "basemodel") if self.query_one(f"#stage-{s}", Checkbox).value]
-        gpus = self._gpus()
+        gpus = self._gpus() * self.query_one(SlurmSection).nodes_chosen()
         t = self.cfg.training
         text = (f"stages: {' → '.join(stages) or 'none'}; effective batch {t.batch_size} × {gpus or '?'} × "
                 f"{t.accumulation_steps} = {t.batch_size * (gpus or 0) * t.accumulation_steps}")
@@ -146,18 +152,27 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
         budget = self._budget()
         if budget is None:
             problems.append(f"time budget {self.query_one('#budget', Input).value!r}: give minutes, e.g. 510 (0 = none)")
+        slurm = self.query_one(SlurmSection)
+        options, slurm_problems = slurm.options(gpus) if slurm.chosen else (None, [])
+        problems += slurm_problems
         if problems:
             self.query_one("#launch-problems", Static).update("\n".join(problems))
             return
         self.busy = True
-        self.query_one("#launch-problems", Static).update("starting the run supervisor…")
-        self._launch(dict(num_gpus=gpus, skip_tokenizer=not tok, skip_basemodel=not base,
-                          skip_existing=self.query_one("#skip-existing", Checkbox).value, time_budget_minutes=budget))
+        self.query_one("#launch-problems", Static).update("submitting to SLURM…" if options else
+                                                          "starting the run supervisor…")
+        flags = dict(skip_tokenizer=not tok, skip_basemodel=not base,
+                     skip_existing=self.query_one("#skip-existing", Checkbox).value, time_budget_minutes=budget)
+        self._launch(dict(flags, num_gpus=gpus) if options is None else dict(flags, slurm=options))
 
     @work(thread=True, exclusive=True, group="launch", exit_on_error=False)
     def _launch(self, options: dict[str, Any]) -> None:
         try:
-            run = self.services.launch(self.preset, self.services.logs_dir, **options)
+            slurm = options.pop("slurm", None)
+            if slurm is not None:
+                run = self.services.submit_slurm(self.preset, self.services.logs_dir, slurm, **options)
+            else:
+                run = self.services.launch(self.preset, self.services.logs_dir, **options)
         except Exception as exc:  # LaunchError carries .problems; anything else is shown as is
             lines = launch_problems(exc) or [f"{type(exc).__name__}: {exc}"]
             self.app.call_from_thread(self._failed, lines)

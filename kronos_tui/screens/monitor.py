@@ -29,6 +29,19 @@ VIEWS = ("loss-view", "lr-view", "gpu-view")
 CONTROL_ACTIONS = ("early_stop", "stop", "abort")
 
 
+def controllable(snap: Any, action: str) -> bool:
+    """Stop and abort reach a running supervisor through its folder, and a queued
+    SLURM job through scancel; an early stop needs a stage that is training."""
+    if snap is None:
+        return False
+    return snap.alive or (snap.queued and action != "early_stop")
+
+
+def resumable(snap: Any) -> bool:
+    """Not running, with a checkpoint, and not already queued again (a requeued SLURM job resumes by itself)."""
+    return snap is not None and not snap.alive and snap.can_resume and not snap.queued
+
+
 class MonitorScreen(KronosScreen):
     MODE = "monitor"
     BINDINGS = [
@@ -68,7 +81,7 @@ class MonitorScreen(KronosScreen):
     def on_mount(self) -> None:
         self._log_version = -1
         self._shown: dict[str, str] = {}
-        self._controls: tuple[bool, bool] | None = None
+        self._controls: tuple[bool, bool, bool] | None = None
         self._show_empty()
         if self.kapp.snapshot is not None:
             self.show_snapshot(self.kapp.snapshot)
@@ -155,10 +168,13 @@ class MonitorScreen(KronosScreen):
         text = Text()
         state_word = {"running": "▶ running", "stopping": "■ stopping", "completed": "✓ completed",
                       "stopped": "■ stopped (resumable)", "failed": "✗ failed", "aborted": "✗ aborted",
-                      "interrupted": "! interrupted", "pending": "· pending"}.get(snap.state, snap.state)
+                      "interrupted": "! interrupted", "pending": "· pending", "queued": "⏸ queued",
+                      "cancelled": "✗ cancelled"}.get(snap.state, snap.state)
         text.append(f"{snap.run_id} ", style="bold")
         text.append(f"· {snap.preset} · ")
         text.append(state_word, style="bold")
+        if snap.scheduler:              # right after the state: where the job is matters most on a cluster
+            text.append(f" · {snap.scheduler.removeprefix('SLURM ')}")
         if snap.attempt:
             text.append(f" · attempt {snap.attempt}")
         if snap.host:
@@ -175,23 +191,24 @@ class MonitorScreen(KronosScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         snap = self.kapp.snapshot
         if action in CONTROL_ACTIONS:
-            return True if (snap is not None and snap.alive) else None
+            return True if controllable(snap, action) else None
         if action == "resume":
             run = self.kapp.attached_run
-            return True if (snap is not None and run is not None and not snap.alive and snap.can_resume) else None
+            return True if (run is not None and resumable(snap)) else None
         return True
 
     def _refresh_controls(self) -> None:
         snap = self.kapp.snapshot
         alive = snap is not None and snap.alive
-        resumable = snap is not None and not alive and snap.can_resume
-        if self._controls == (alive, resumable):
+        can_resume = resumable(snap)
+        queued = snap is not None and snap.queued
+        if self._controls == (alive, can_resume, queued):
             return                      # the footer recomposes on every refresh_bindings: only on change
-        self._controls = (alive, resumable)
+        self._controls = (alive, can_resume, queued)
         self.refresh_bindings()
-        for button_id in ("#btn-early-stop", "#btn-stop", "#btn-abort"):
-            self.query_one(button_id, Button).disabled = not alive
-        self.query_one("#btn-resume", Button).disabled = not resumable
+        for button_id, action in (("#btn-early-stop", "early_stop"), ("#btn-stop", "stop"), ("#btn-abort", "abort")):
+            self.query_one(button_id, Button).disabled = not controllable(snap, action)
+        self.query_one("#btn-resume", Button).disabled = not can_resume
 
     # ---------------------------------------------------------------- controls
     @on(Button.Pressed)

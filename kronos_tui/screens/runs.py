@@ -23,7 +23,8 @@ from textual.widgets import DataTable, Static
 from kronos_train.checks.run import RunSummary
 from kronos_train.config import ConfigError, KronosConfig, diff, from_dict, load_preset, read_yaml
 from kronos_train.events import decode
-from kronos_train.runfolder import RunFolder, list_runs
+from kronos_train.runfolder import FINAL_STATES, RunFolder, list_runs
+from kronos_train.scheduler import SCHEDULER_FILE, JobWatch
 
 from ..messages import RunsListed
 from ..series import fmt_duration
@@ -52,6 +53,7 @@ class RunRow:
     parent: str = ""
     diffs: list[tuple[str, Any, Any]] = field(default_factory=list)
     message: str = ""
+    scheduler: str = ""              # the run's SLURM job in words ("" when not a SLURM run)
 
     @property
     def run_id(self) -> str:
@@ -115,13 +117,27 @@ def _mtime_ns(path: Path) -> int:
         return -1
 
 
+def follow_job(row: RunRow, jobs: dict[str, JobWatch]) -> None:
+    """The SLURM job of a run the table shows (asked at most every JobWatch.every_s;
+    runs that ended are asked once, SLURM forgets them anyway)."""
+    if not (row.run.path / SCHEDULER_FILE).is_file():
+        return
+    watch = jobs.setdefault(row.run_id, JobWatch(row.run))
+    if watch.info is None or row.state not in FINAL_STATES or watch.info.active:
+        watch.poll()
+    row.scheduler, row.state = watch.line, watch.state(row.state)
+
+
 def scan_run(run: RunFolder, parents: dict[str, KronosConfig], now: float,
-             diff_cache: dict[str, tuple[int, str, list[tuple[str, Any, Any]]]] | None = None) -> RunRow:
+             diff_cache: dict[str, tuple[int, str, list[tuple[str, Any, Any]]]] | None = None,
+             jobs: dict[str, JobWatch] | None = None) -> RunRow:
     row = RunRow(run)
     status = run.read_status()
     row.preset = run.preset_name() or str(status.get("preset") or "")
     row.alive = run.is_alive()
     row.state = run.state()
+    if jobs is not None:
+        follow_job(row, jobs)
     row.can_resume = run.can_resume()
     row.message = str(status.get("message") or "")
     stages = status.get("stages") if isinstance(status.get("stages"), dict) else {}
@@ -170,7 +186,8 @@ def diff_text(diffs: list[tuple[str, Any, Any]], limit: int = 2) -> str:
 
 
 STATE_WORD = {"running": "▶ running", "stopping": "■ stopping", "completed": "✓ done", "stopped": "■ stopped",
-              "failed": "✗ failed", "aborted": "✗ aborted", "interrupted": "! interrupted", "pending": "· pending"}
+              "failed": "✗ failed", "aborted": "✗ aborted", "interrupted": "! interrupted", "pending": "· pending",
+              "queued": "⏸ queued", "cancelled": "✗ cancelled"}
 
 
 class RunsScreen(KronosScreen):
@@ -190,6 +207,7 @@ class RunsScreen(KronosScreen):
         self.marked: list[str] = []
         self._parents: dict[str, KronosConfig] = {}
         self._diffs: dict[str, tuple[int, str, list[tuple[str, Any, Any]]]] = {}
+        self._jobs: dict[str, JobWatch] = {}
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
@@ -224,7 +242,7 @@ class RunsScreen(KronosScreen):
         rows = []
         for run in list_runs(app.services.logs_dir):
             try:
-                rows.append(scan_run(run, self._parents, now, self._diffs))
+                rows.append(scan_run(run, self._parents, now, self._diffs, self._jobs))
             except Exception as exc:       # one broken folder must not hide the others
                 rows.append(RunRow(run, state="unreadable", message=f"{type(exc).__name__}: {exc}"))
         self.post_message(RunsListed(rows))
@@ -279,6 +297,8 @@ class RunsScreen(KronosScreen):
         if row.can_resume:
             text.append(" · resumable (r)")
         text.append("\n")
+        if row.scheduler:                  # where the job is: above the settings, which do not change
+            text.append(f"{row.scheduler}\n")
         if row.diffs:
             text.append("; ".join(f"{p} {a!r}→{b!r}" for p, a, b in row.diffs[:6]))
             if len(row.diffs) > 6:
@@ -293,7 +313,7 @@ class RunsScreen(KronosScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "resume":
             row = self.highlighted() if self.is_mounted else None
-            return True if row is not None and row.can_resume else None
+            return True if row is not None and row.can_resume and row.state != "queued" else None
         if action in ("attach", "mark", "overlay", "diff"):
             return True if self.is_mounted and self.rows else None
         return True
@@ -354,7 +374,7 @@ class RunsScreen(KronosScreen):
 
     def action_resume(self) -> None:
         row = self.highlighted()
-        if row is not None and row.can_resume:
+        if row is not None and row.can_resume and row.state != "queued":   # a queued job resumes by itself
             self.kapp.resume(row.run)
 
     def action_refresh(self) -> None:

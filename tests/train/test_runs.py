@@ -1,28 +1,24 @@
 """Whole runs under torchrun (2 gloo workers on CPU): the story in events.jsonl, exact resume
-after a stop and after SIGKILL, early stop, abort, a killed worker, --skip-existing."""
+after a stop and after SIGKILL, early stop, abort, a killed worker, --skip-existing.
+Runs as SLURM jobs (2 nodes, requeue) are tested against a real cluster in tests/cluster/."""
 from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import signal
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from kronos_train.cli import main as cli
-from kronos_train.commands import slurm
 from kronos_train.events import validate_story
 from kronos_train.export import curve_points
 from kronos_train.launch import create_run, resume_run, start_supervisor
 from kronos_train.model import load_predictor, load_tokenizer
 from kronos_train.runfolder import RunFolder
 
-from train_helpers import (curve, events, free_port, install_fake_slurm, install_fake_srun, kill_run_hard,
-                           processes_of, wait_finished, wait_until, write_preset)
+from train_helpers import (curve, events, kill_run_hard, processes_of, wait_finished, wait_until,
+                           write_preset)
 
 pytestmark = pytest.mark.slow
 
@@ -119,55 +115,6 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_losses(baseline, works
 def exported(run: RunFolder) -> list[tuple]:
     return [(r["stage"], r["kind"], r["step"], r.get("loss"), r.get("val_loss"), r.get("lr"))
             for r in curve_points(events(run))]
-
-
-def test_two_nodes_started_by_srun_reproduce_the_single_node_losses(baseline, workspace, tmp_path, monkeypatch):
-    """The SLURM path end to end, two "nodes" on this machine: the supervisor runs
-    srun -> one torchrun per node -> one c10d rendezvous, 2 nodes x 1 worker."""
-    srun = install_fake_srun(tmp_path / "bin")
-    endpoint = f"127.0.0.1:{free_port()}"
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
-    for name, value in (("KRONOS_LAUNCHER", "srun"), ("KRONOS_RDZV_ENDPOINT", endpoint), ("KRONOS_RDZV_ID", "4242")):
-        monkeypatch.setenv(name, value)             # what the batch script of `kronos-train slurm` exports
-    run = start(workspace, nodes=2, num_gpus=1, rdzv_endpoint=endpoint, allow_multinode=True)
-    assert wait_finished(run) == "completed", run.stderr_path.read_text()[-3000:]
-    starts = events(run, "stage_start")
-    assert [(r["stage"], r["world_size"]) for r in starts] == [("tokenizer", 2), ("basemodel", 2)]
-    assert validate_story(events(run)) == []
-    assert curve(run) == curve(baseline)            # same global ranks, same data shards, same numbers
-    calls = srun.with_name("srun.calls").read_text().splitlines()
-    assert len(calls) == 2 and all("--nodes=2" in c and f"--nnodes 2 --nproc-per-node 1 --rdzv-backend c10d "
-                                   f"--rdzv-endpoint {endpoint}" in c for c in calls)
-
-
-def test_the_slurm_job_stops_on_the_time_limit_warning_and_the_requeued_job_resumes_exactly(
-        baseline, workspace, tmp_path, monkeypatch):
-    """The batch script of `kronos-train slurm`, run by bash as SLURM would (srun, scontrol
-    and hostname faked, two "nodes" on this machine): SIGUSR1 before the time limit asks
-    the run to stop and requeues the job; the requeued job resumes and ends where an
-    uninterrupted run ends."""
-    _, preset, logs = workspace
-    fakes = install_fake_slurm(tmp_path / "bin")
-    monkeypatch.setattr(slurm, "RDZV_PORT", free_port())
-    script = tmp_path / "job.sbatch"
-    assert cli(["slurm", "--config", str(preset), "--nodes", "2", "--gpus-per-node", "1", "--out", str(script),
-                "--logs", str(logs)]) == 0
-    run_dir = next(line for line in script.read_text().splitlines() if line.startswith("RUN_DIR="))
-    run = RunFolder(Path(shlex.split(run_dir.split("=", 1)[1])[0]))
-    env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", SLURM_JOB_NODELIST="node[1-2]",
-               SLURM_JOB_ID="77", FAKE_SLURM_NODES="2")
-    with open(tmp_path / "job.out", "ab") as out:
-        job = subprocess.Popen(["bash", str(script)], env=env, stdout=out, stderr=out)
-        wait_until(lambda: events(run, "step", "tokenizer"), what="a tokenizer step")
-        job.send_signal(signal.SIGUSR1)                 # SLURM: 120 s left
-        assert job.wait(timeout=240) == 3, (tmp_path / "job.out").read_text()[-3000:]
-        assert events(run, "run_end")[-1]["status"] == "stopped" and run.can_resume()
-        assert "requeue 77" in fakes["scontrol"].with_name("scontrol.calls").read_text()
-        requeued = subprocess.run(["bash", str(script)], env=env, stdout=out, stderr=out, timeout=300)
-    assert requeued.returncode == 0, (tmp_path / "job.out").read_text()[-3000:]
-    assert run.state() == "completed" and events(run, "run_start")[-1]["attempt"] == 1
-    assert validate_story(events(run)) == []
-    assert curve(run) == curve(baseline)
 
 
 def test_early_stop_request_ends_the_stage_and_the_pipeline_goes_on(workspace):

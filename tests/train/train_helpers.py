@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -116,66 +115,3 @@ def curve(run: RunFolder) -> dict[tuple[str, str, int], tuple]:
         elif rec["event"] == "val":
             points[(rec["stage"], "val", rec["step"])] = (rec["val_loss"], rec["best_val_loss"], rec["improved"])
     return points
-
-
-FAKE_SRUN = """#!/bin/bash
-# SLURM's srun on one machine: the command once per "node", all at once; the first failure's code.
-echo "$*" >> "$0.calls"
-nodes=1
-while [[ $# -gt 0 && $1 == -* ]]; do
-  case $1 in
-    --nodes=*) nodes=${1#--nodes=} ;;
-    -w) shift ;;                     # the node list: every "node" is this machine
-  esac
-  shift
-done
-pids=()
-for ((i = 0; i < nodes; i++)); do
-  SLURM_NODEID=$i SLURM_PROCID=$i "$@" &
-  pids+=($!)
-done
-code=0
-for pid in "${pids[@]}"; do wait "$pid" || code=$?; done
-exit $code
-"""
-
-
-FAKE_SCONTROL = """#!/bin/bash
-# SLURM's scontrol for a batch script on one machine: node names, and requeue recorded.
-echo "$*" >> "$0.calls"
-case $1 in
-  show) for ((i = 0; i < ${FAKE_SLURM_NODES:-1}; i++)); do echo localhost; done ;;
-  requeue) ;;
-  *) echo "fake scontrol: $1 not supported" >&2; exit 1 ;;
-esac
-"""
-
-# The batch script asks the head node for its address with `hostname --ip-address`,
-# which some containers cannot answer; every "node" here is 127.0.0.1.
-FAKE_HOSTNAME = """#!/bin/bash
-if [[ $1 == --ip-address || $1 == -i ]]; then echo 127.0.0.1; else exec /bin/hostname "$@"; fi
-"""
-
-
-def _install(bin_dir: Path, name: str, text: str) -> Path:
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    path = bin_dir / name
-    path.write_text(text, encoding="utf-8")
-    path.chmod(0o755)
-    return path
-
-
-def install_fake_srun(bin_dir: Path) -> Path:
-    return _install(bin_dir, "srun", FAKE_SRUN)
-
-
-def install_fake_slurm(bin_dir: Path) -> dict[str, Path]:
-    """srun, scontrol and hostname stand-ins: enough to run a `kronos-train slurm` script here."""
-    return {"srun": install_fake_srun(bin_dir), "scontrol": _install(bin_dir, "scontrol", FAKE_SCONTROL),
-            "hostname": _install(bin_dir, "hostname", FAKE_HOSTNAME)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
