@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from kronos_train.checks.run import RunSummary
+from kronos_train.summary import RunSummary
 from kronos_train.config import ConfigError, KronosConfig, diff, from_dict, load_preset, read_yaml
 from kronos_train.events import decode
 from kronos_train.runfolder import RunFolder, list_runs

@@ -9,7 +9,8 @@ from kronos_train.advisor import diagnose, suggested_preset, write_suggested_pre
 from kronos_train.checks import CheckResult
 from kronos_train.checks.run import (check_gpu_utilisation, check_log_fresh, check_loss_falling,
                                      check_model_loads, check_models_saved, check_no_oom,
-                                     check_val_falling, parse_check_output, run_checks, summarize)
+                                     check_val_falling, parse_check_output, run_checks)
+from kronos_train.summary import summarize
 from kronos_train.config import KronosConfig, load_preset, load_preset_strict
 from kronos_tui.synthetic import RunSpec, write_run
 
@@ -93,7 +94,7 @@ def test_models_missing_is_an_error(tmp_path):
 
 
 def summarize_of(run):
-    from kronos_train.checks.run import summarize_run
+    from kronos_train.summary import summarize_run
 
     return summarize_run(run)
 
