@@ -560,15 +560,19 @@ def load_preset_strict(name_or_path: str | os.PathLike, extra: Iterable[Path] = 
     return cfg
 
 
+# The fields that hold paths (section, field): expanded on load, made absolute when a run is
+# created, compared as paths rather than text when two runs are diffed.
+PATH_FIELDS = (("data", "data_path"), ("model_paths", "pretrained_tokenizer"), ("model_paths", "pretrained_predictor"),
+               ("model_paths", "base_path"), ("model_paths", "base_save_path"), ("model_paths", "finetuned_tokenizer"))
+
+
 def resolve_relative_paths(cfg: KronosConfig, base: Path) -> None:
     """Leave paths as written; only expand ``~`` and environment variables.
 
     Relative paths stay relative to the working directory, as with the
     official scripts, so a user's file behaves the same here.
     """
-    for section, name in (("data", "data_path"), ("model_paths", "pretrained_tokenizer"),
-                          ("model_paths", "pretrained_predictor"), ("model_paths", "base_path"),
-                          ("model_paths", "base_save_path"), ("model_paths", "finetuned_tokenizer")):
+    for section, name in PATH_FIELDS:
         obj = getattr(cfg, section)
         value = getattr(obj, name)
         if value:

@@ -160,7 +160,7 @@ def _starting_folder(cfg: Any, kind: str) -> Path | None:
     (an existing official best_model, else the pretrained one)."""
     if cfg is None:
         return None
-    from .launch import basemodel_tokenizer, is_model_folder, official_best_model
+    from .run_config import basemodel_tokenizer, is_model_folder, official_best_model
 
     if kind == "tokenizer":
         return basemodel_tokenizer(cfg)
@@ -185,13 +185,13 @@ def pretrained_source(cfg: Any, evaluated: ModelSource) -> ModelSource | None:
 def load_run_config(run_dir: Path) -> Any:
     """A run's resolved ``config.yaml`` as a KronosConfig (problems that only matter for
     launching, such as an empty pretrained path, are ignored here)."""
-    from .config import load_preset
+    from .config import ConfigError
+    from .run_config import read_run_config
 
-    cfg, problems = load_preset(run_dir / "config.yaml")
-    fatal = [p for p in problems if p.path in ("<yaml>", "<root>", "<file>", "config", "extends")]
-    if fatal:
-        raise EvaluationError("; ".join(str(p) for p in fatal))
-    return cfg
+    try:
+        return read_run_config(run_dir)[0]
+    except ConfigError as exc:
+        raise EvaluationError("; ".join(str(p) for p in exc.problems)) from None
 
 
 def load_models(source: ModelSource, device: str = "cpu") -> tuple[Any, Any]:

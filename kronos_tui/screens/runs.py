@@ -21,7 +21,8 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from kronos_train.summary import RunSummary
-from kronos_train.config import ConfigError, KronosConfig, diff, from_dict, load_preset, read_yaml
+from kronos_train.config import PATH_FIELDS, ConfigError, KronosConfig, diff, load_preset
+from kronos_train.run_config import read_run_config
 from kronos_train.events import decode
 from kronos_train.runfolder import RunFolder, list_runs
 
@@ -31,8 +32,7 @@ from ..widgets.panels import STATUS_MARK
 from .base import KronosScreen
 from .dialogs import DiffScreen
 
-PATH_FIELDS = {"data.data_path", "model_paths.pretrained_tokenizer", "model_paths.pretrained_predictor",
-               "model_paths.base_path", "model_paths.base_save_path", "model_paths.finetuned_tokenizer"}
+PATH_FIELD_NAMES = frozenset(f"{section}.{name}" for section, name in PATH_FIELDS)
 HEAD_BYTES = 64 << 10
 TAIL_BYTES = 256 << 10
 REFRESH_S = 3.0
@@ -59,7 +59,7 @@ class RunRow:
 
 
 def _same_path(path: str, a: Any, b: Any) -> bool:
-    if path not in PATH_FIELDS or not isinstance(a, str) or not isinstance(b, str) or not a or not b:
+    if path not in PATH_FIELD_NAMES or not isinstance(a, str) or not isinstance(b, str) or not a or not b:
         return False
     return os.path.abspath(os.path.expanduser(a)) == os.path.abspath(os.path.expanduser(b))
 
@@ -67,11 +67,11 @@ def _same_path(path: str, a: Any, b: Any) -> bool:
 def config_of_run(run: RunFolder) -> tuple[KronosConfig | None, str]:
     """The resolved config a run used, and the preset it extends ('' if none)."""
     try:
-        raw = read_yaml(run.config_path)
+        cfg, _ = read_run_config(run.path)
     except ConfigError:
         return None, ""
-    parent = str(raw.pop("extends", "") or "")
-    return from_dict(raw)[0], parent
+    parent, cfg.extends = cfg.extends, ""       # the parent has its own column, not a diff line
+    return cfg, parent
 
 
 def parent_config(parent: str, cache: dict[str, KronosConfig]) -> KronosConfig:
