@@ -30,7 +30,8 @@ from .run_config import (LaunchError, absolute_paths, basemodel_tokenizer, data_
                          official_best_model, skip_reason)
 from .runfolder import RunFolder, data_cache_dir, logs_dir_from_env, new_run_id, read_json, write_text_atomic
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The checkout that holds the kronos_train package, wherever in it this module sits.
+PROJECT_ROOT = next(p.parent for p in Path(__file__).resolve().parents if p.name == "kronos_train")
 SUPERVISOR_START_TIMEOUT_S = 60.0
 
 # Fields a resume may see changed without breaking exactness: naming, stage
