@@ -6,14 +6,12 @@ and its folder.
 
 Light module: no torch.  The one line that needs torch, "the model loads for
 inference", is answered by ``kronos-train check --json --run RUN`` in a
-subprocess; until that has run it reports ``pending``.
+subprocess (``checks.out_of_process.run_model_check``); until that has run it
+reports ``pending``.
 """
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -220,42 +218,6 @@ def run_checks(run: RunFolder, *, now: float | None = None,
     return during_checks(summary, now=now, alive=run.is_alive()) + after_checks(summary, run, model_check)
 
 
-# --------------------------------------------------------------------------- model-load subprocess
-
-def model_check_command(run: RunFolder) -> list[str]:
-    """The torch-importing check (``evaluate.check_inference``: load the best/
-    folders and forecast one window), run out of process so callers stay light."""
-    return [sys.executable, "-m", "kronos_train.cli", "check", "--json", "--run", str(run.path)]
-
-
-def parse_check_output(stdout: str) -> list[CheckResult]:
-    """``kronos-train check --json`` prints a JSON list of CheckResult dicts."""
-    start = stdout.find("[")
-    data = json.loads(stdout[start:] if start >= 0 else stdout)
-    if not isinstance(data, list):
-        raise ValueError("expected a JSON list of check results")
-    return [CheckResult.from_dict(item) for item in data if isinstance(item, dict)]
-
-
-def run_model_check(run: RunFolder, timeout_s: float = 600.0) -> list[CheckResult]:
-    """Run the subprocess and turn any failure into an error result (never raises)."""
-    try:
-        proc = subprocess.run(model_check_command(run), capture_output=True, text=True, timeout=timeout_s,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return [CheckResult("run.model_loads", "The model loads for inference", "error", f"could not run the check: {exc}",
-                            phase="after")]
-    try:
-        results = parse_check_output(proc.stdout)
-        # The command may print every line of the run; keep the model-loading one(s).
-        return [r for r in results if "load" in r.id] or results
-    except ValueError:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        return [CheckResult("run.model_loads", "The model loads for inference", "error",
-                            f"`kronos-train check` exited {proc.returncode}: {' / '.join(tail)[:300]}", phase="after")]
-
-
 __all__ = ["during_checks", "after_checks", "run_checks",
            "check_loss_falling", "check_val_falling", "check_gpu_utilisation", "check_no_oom", "check_log_fresh",
-           "check_models_saved", "check_val_beats_baseline", "check_model_loads", "model_check_command",
-           "parse_check_output", "run_model_check"]
+           "check_models_saved", "check_val_beats_baseline", "check_model_loads"]
