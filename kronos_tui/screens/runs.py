@@ -24,7 +24,7 @@ from kronos_train.summary import RunSummary
 from kronos_train.config import PATH_FIELDS, ConfigError, KronosConfig, diff, load_preset
 from kronos_train.run_config import read_run_config
 from kronos_train.events import decode
-from kronos_train.runfolder import RunFolder, list_runs
+from kronos_train.runfolder import RunFolder, list_runs, state_word
 
 from ..messages import RunsListed
 from ..series import fmt_duration
@@ -169,10 +169,6 @@ def diff_text(diffs: list[tuple[str, Any, Any]], limit: int = 2) -> str:
     return ", ".join(parts) + more
 
 
-STATE_WORD = {"running": "▶ running", "stopping": "■ stopping", "completed": "✓ done", "stopped": "■ stopped",
-              "failed": "✗ failed", "aborted": "✗ aborted", "interrupted": "! interrupted", "pending": "· pending"}
-
-
 class RunsScreen(KronosScreen):
     MODE = "runs"
     BINDINGS = [
@@ -240,7 +236,7 @@ class RunsScreen(KronosScreen):
             mark = "*" if row.run_id in self.marked else ("▶" if attached and attached.run_id == row.run_id else "")
             short = row.run_id[:-len(row.preset) - 1] if row.preset and row.run_id.endswith("-" + row.preset) else row.run_id
             best = "—" if row.best_val is None else f"{row.best_val:.4g}"
-            table.add_row(mark, short, row.preset[:14], STATE_WORD.get(row.state, row.state), stages_text(row), best,
+            table.add_row(mark, short, row.preset[:14], state_word(row.state, short=True), stages_text(row), best,
                           fmt_duration(row.duration_s), diff_text(row.diffs), key=row.run_id)
         if keep is not None and keep.run_id in [r.run_id for r in self.rows]:
             table.move_cursor(row=[r.run_id for r in self.rows].index(keep.run_id))
