@@ -646,26 +646,6 @@ def field_paths(cls: type = KronosConfig, prefix: str = "") -> list[tuple[str, A
     return out
 
 
-def set_field_from_text(raw: dict[str, Any], path: str, text: str) -> dict[str, Any]:
-    """Set one leaf in a raw preset mapping from what a user typed in a form."""
-    typ = dict(field_paths()).get(path, str)
-    value: Any = text
-    if typ is bool:
-        value = text.strip().lower() in ("1", "true", "yes", "on")
-    elif typ in (int, float):
-        try:
-            value = yaml.safe_load(text) if text.strip() else text
-        except yaml.YAMLError:
-            value = text
-    out = copy.deepcopy(raw)
-    node = out
-    parts = path.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
-
-
 def validate_raw(raw: dict[str, Any], source: str = "") -> list[ConfigProblem]:
     """Problems of a raw mapping (used by the form and the YAML editor as you type)."""
     return from_dict(raw, source)[1]
@@ -678,6 +658,6 @@ __all__ = [
     "from_dict", "to_dict", "validate", "validate_raw", "errors_of", "load_preset", "load_preset_strict",
     "load_raw_chain", "merged_raw", "merge", "read_yaml", "parse_yaml", "dump_yaml", "save_preset",
     "diff", "flatten", "config_hash", "world_size", "list_presets", "preset_dirs", "resolve_preset_path",
-    "bundled_presets_dir", "user_presets_dir", "get_field", "field_paths", "set_field_from_text",
+    "bundled_presets_dir", "user_presets_dir", "get_field", "field_paths",
     "SCHEDULERS", "PRECISIONS", "BACKENDS",
 ]

@@ -15,7 +15,7 @@ import re
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -539,6 +539,3 @@ def load_overlay(run: RunFolder, smoothing: float = DEFAULT_SMOOTHING) -> RunSta
     state.drain_feed()
     return state
 
-
-def with_view(view: View, **changes: Any) -> View:
-    return replace(view, **changes)

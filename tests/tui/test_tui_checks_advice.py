@@ -13,7 +13,7 @@ from kronos_train.checks.run import (check_gpu_utilisation, check_log_fresh, che
 from kronos_train.checks.out_of_process import parse_check_output
 from kronos_train.summary import summarize
 from kronos_train.config import KronosConfig, load_preset, load_preset_strict
-from kronos_tui.synthetic import RunSpec, write_run
+from synthetic_runs import RunSpec, write_run
 
 
 def story(losses, vals=(), stage="basemodel", gpu_utils=(), errors=(), t0=1000.0, data_wait=0.02):
