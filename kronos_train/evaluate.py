@@ -380,7 +380,7 @@ class ForecastSettings:
 Progress = Callable[[int, int, int, int], None]     # (batch, batches, done, total)
 
 
-def normalize_history(raw: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalize_history_batch(raw: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The training normalisation (the data pipeline's, statistics of the history rows
     only, as the official KronosPredictor): (x [B,L,6], mean [B,6], std [B,6])."""
     from .data import normalize_window
@@ -394,7 +394,7 @@ def forecast_close(tokenizer: Any, predictor: Any, history: np.ndarray, x_stamp:
     equal-length histories (raw [B, L, 6]); NaN where the forecast is not finite."""
     from .model import forecast_normalized
 
-    x, mean, std = normalize_history(history, settings.clip)
+    x, mean, std = normalize_history_batch(history, settings.clip)
     mean, std = mean.astype(np.float64), std.astype(np.float64)
     horizon = y_stamp.shape[1]
     pred = forecast_normalized(tokenizer, predictor, x, x_stamp.astype(np.float32), y_stamp.astype(np.float32),
