@@ -51,7 +51,7 @@ def preset_model_check(preset: str, timeout_s: float = 900.0) -> list[CheckResul
 
 
 def run_model_check(run: RunFolder, timeout_s: float = 600.0) -> list[CheckResult]:
-    """The best/ models of a run load and forecast one window (``evaluate.check_inference``)."""
+    """The best/ models of a run load and forecast one window (``checks.trained_model.check_inference``)."""
     results = check_in_subprocess(["--run", str(run.path)], RUN_MODELS, timeout_s)
     # The command prints every line of the run; keep the model-loading one(s).
     return [r for r in results if "load" in r.id] or results
