@@ -48,7 +48,7 @@ def has_errors(results: list[CheckResult]) -> bool:
     return any(r.status == "error" for r in results)
 
 
-def format_results(results: list[CheckResult], color: bool = False) -> str:
+def format_results(results: list[CheckResult]) -> str:
     """Plain-text table for the CLI (readable without colour)."""
     lines = []
     for r in results:

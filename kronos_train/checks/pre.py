@@ -287,7 +287,7 @@ def check_disk(cfg: KronosConfig, logs_dir: Path) -> CheckResult:
     return CheckResult("disk.room", title, "ok", detail)
 
 
-def check_batch_and_time(cfg: KronosConfig, data_report: Any | None = None, gpus_present: int | None = None) -> CheckResult:
+def check_batch_and_time(cfg: KronosConfig, data_report: Any | None = None) -> CheckResult:
     """Effective batch, steps per epoch and a rough time estimate."""
     t = cfg.training
     ws = world_size(cfg)
