@@ -1,6 +1,6 @@
 """The monitor's model of a run: events folded into curves and GPU histories.
 
-:class:`RunState` extends the checklist's :class:`RunSummary`, so one pass over
+:class:`RunState` extends the control plane's :class:`RunSummary`, so one pass over
 ``events.jsonl`` feeds the plots, the during/after checks and the advisor.
 Curves are kept as ``array('d')`` columns (8 bytes a point: a million steps
 cost 48 MB, not the ~400 MB of a list of dicts), with the debiased EMA kept up
@@ -20,8 +20,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from kronos_train.summary import RECENT_POINTS, RunSummary, StageSummary, finite_number
 from kronos_train.events import decode
+from kronos_train.summary import RECENT_POINTS, RunSummary, StageSummary, finite_number
 
 from .series import EmaState, ema_debiased
 from .view import DEFAULT_SMOOTHING
