@@ -32,6 +32,11 @@ predict
 s1_vocab_size
 s2_vocab_size
 
+# A window's raw rows and identity: the windows' property tests (tests/data/test_data_windows.py)
+# check the normalisation and the ticker boundaries through them.
+raw_window
+window_info
+
 # torch.backends.*.allow_tf32: a setting assigned for its effect.
 allow_tf32
 

@@ -151,6 +151,25 @@ class WindowSet:
         stamp = self.table.stamps[s:s + self.window_length].astype(np.float32)
         return x, stamp
 
+    def raw_window(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(raw float32 [W, 6], lookback mean [6], lookback std [6]) for evaluation in raw units.
+
+        ``x_norm = clip((raw - mean) / (std + 1e-5))``; invert a forecast with
+        ``pred * (std + 1e-5) + mean``.
+        """
+        s = int(self.starts[i])
+        raw = np.array(self.table.values[s:s + self.window_length], dtype=np.float32)
+        _, mean, std = normalize_window(raw, self.lookback_window, self.clip)
+        return raw, mean, std
+
+    def window_info(self, i: int) -> tuple[str, np.datetime64, np.datetime64]:
+        """(ticker, first timestamp, last timestamp) of window i."""
+        s = int(self.starts[i])
+        k = int(self.table.ticker_of_rows(np.array([s]))[0])
+        times = self.table.times
+        return (self.table.tickers[k], np.datetime64(int(times[s]), "ns"),
+                np.datetime64(int(times[s + self.window_length - 1]), "ns"))
+
     # ------------------------------------------------------------------ batches
     def get_batch(self, idx: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(x float32 [B, W, 6], stamp float32 [B, W, 5]) of the windows in ``idx``."""
