@@ -79,7 +79,7 @@ def main() -> int:
 
     from kronos_train.architectures import ARCHITECTURES, resolve_architecture
     from kronos_train.calendar import next_trading_days
-    from kronos_train.evaluate import ForecastSettings
+    from kronos_train.evaluation.forecasting import ForecastSettings
     from kronos_train.model import build_predictor, build_tokenizer
     from kronos_train.submission import PlanOptions, TestRows, forecast_jobs, plan_jobs
 

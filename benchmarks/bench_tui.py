@@ -105,7 +105,7 @@ def write_long_run(logs: Path, lines: int) -> Path:
     from kronos_train.config import dump_yaml, load_preset, to_dict
     from kronos_train.events import SCHEMA_VERSION, encode
     from kronos_train.runfolder import write_json_atomic
-    from kronos_tui.synthetic import loss_at
+    from tests.synthetic_runs import loss_at
 
     run_dir = logs / "20261127-190000-big"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -248,7 +248,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def follow(work: Path, seconds: float, rate: float) -> dict[str, float]:
-    from kronos_tui.synthetic import LiveRun, RunSpec, write_run
+    from tests.synthetic_runs import LiveRun, RunSpec, write_run
 
     logs = work / "follow-logs"
     run = write_run(logs, RunSpec(run_id="20261127-210000-live", finish=False, state="running",

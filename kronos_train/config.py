@@ -608,15 +608,19 @@ def load_preset_strict(name_or_path: str | os.PathLike, extra: Iterable[Path] = 
     return cfg
 
 
+# The fields that hold paths (section, field): expanded on load, made absolute when a run is
+# created, compared as paths rather than text when two runs are diffed.
+PATH_FIELDS = (("data", "data_path"), ("model_paths", "pretrained_tokenizer"), ("model_paths", "pretrained_predictor"),
+               ("model_paths", "base_path"), ("model_paths", "base_save_path"), ("model_paths", "finetuned_tokenizer"))
+
+
 def resolve_relative_paths(cfg: KronosConfig, base: Path) -> None:
     """Leave paths as written; only expand ``~`` and environment variables.
 
     Relative paths stay relative to the working directory, as with the
     official scripts, so a user's file behaves the same here.
     """
-    for section, name in (("data", "data_path"), ("model_paths", "pretrained_tokenizer"),
-                          ("model_paths", "pretrained_predictor"), ("model_paths", "base_path"),
-                          ("model_paths", "base_save_path"), ("model_paths", "finetuned_tokenizer")):
+    for section, name in PATH_FIELDS:
         obj = getattr(cfg, section)
         value = getattr(obj, name)
         if value:
@@ -690,26 +694,6 @@ def field_paths(cls: type = KronosConfig, prefix: str = "") -> list[tuple[str, A
     return out
 
 
-def set_field_from_text(raw: dict[str, Any], path: str, text: str) -> dict[str, Any]:
-    """Set one leaf in a raw preset mapping from what a user typed in a form."""
-    typ = dict(field_paths()).get(path, str)
-    value: Any = text
-    if typ is bool:
-        value = text.strip().lower() in ("1", "true", "yes", "on")
-    elif typ in (int, float) or get_origin(typ) is list:
-        try:
-            value = yaml.safe_load(text) if text.strip() else text
-        except yaml.YAMLError:
-            value = text
-    out = copy.deepcopy(raw)
-    node = out
-    parts = path.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
-
-
 def validate_raw(raw: dict[str, Any], source: str = "") -> list[ConfigProblem]:
     """Problems of a raw mapping (used by the form and the YAML editor as you type)."""
     return from_dict(raw, source)[1]
@@ -722,6 +706,6 @@ __all__ = [
     "from_dict", "to_dict", "validate", "validate_raw", "errors_of", "load_preset", "load_preset_strict",
     "load_raw_chain", "merged_raw", "merge", "read_yaml", "parse_yaml", "dump_yaml", "save_preset",
     "diff", "flatten", "config_hash", "world_size", "list_presets", "preset_dirs", "resolve_preset_path",
-    "bundled_presets_dir", "user_presets_dir", "get_field", "field_paths", "set_field_from_text",
+    "bundled_presets_dir", "user_presets_dir", "get_field", "field_paths",
     "SCHEDULERS", "PRECISIONS", "BACKENDS", "TRACKERS", "TRACKING_PUBLISH", "validate_tracking",
 ]

@@ -16,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 try:  # orjson parses step records about 6x faster than json; fall back quietly.
     import orjson as _orjson
@@ -194,12 +194,6 @@ class EventTail:
 def read_events(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Every complete record of a file (a torn last line is left out)."""
     return EventTail(Path(path)).read_new()
-
-
-def iter_events(path: str | os.PathLike, event: str | None = None) -> Iterator[dict[str, Any]]:
-    for rec in read_events(path):
-        if event is None or rec.get("event") == event:
-            yield rec
 
 
 # --------------------------------------------------------------------------- schema checks

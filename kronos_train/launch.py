@@ -24,12 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import (KronosConfig, config_hash, dump_yaml, errors_of, from_dict, load_preset, read_yaml,
-                     to_dict, validate, world_size)
+from .config import KronosConfig, config_hash, dump_yaml, errors_of, load_preset, to_dict, validate, world_size
 from .events import STAGES
+from .run_config import (LaunchError, absolute_paths, basemodel_tokenizer, data_fingerprint, load_run_config,
+                         official_best_model, skip_reason)
 from .runfolder import RunFolder, data_cache_dir, logs_dir_from_env, new_run_id, read_json, write_text_atomic
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The checkout that holds the kronos_train package, wherever in it this module sits.
+PROJECT_ROOT = next(p.parent for p in Path(__file__).resolve().parents if p.name == "kronos_train")
 SUPERVISOR_START_TIMEOUT_S = 60.0
 
 # Fields a resume may see changed without breaking exactness: naming, stage
@@ -43,53 +45,6 @@ RESUME_SAFE_FIELDS = (
     "training.time_budget_minutes",
     "tracking.",                 # where curves are published never changes what is trained
 )
-PATH_FIELDS = (("data", "data_path"), ("model_paths", "pretrained_tokenizer"), ("model_paths", "pretrained_predictor"),
-               ("model_paths", "base_path"), ("model_paths", "base_save_path"), ("model_paths", "finetuned_tokenizer"))
-
-
-class LaunchError(Exception):
-    """Nothing was started; ``problems`` says why, one line each."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
-
-
-# --------------------------------------------------------------------------- config of a run
-
-def load_run_config(run: RunFolder) -> KronosConfig:
-    """The run's resolved config; LaunchError when it no longer validates."""
-    from .config import ConfigError
-
-    try:
-        raw = read_yaml(run.config_path)
-    except ConfigError as exc:
-        raise LaunchError([str(p) for p in exc.problems]) from None
-    cfg, problems = from_dict(raw, source=str(run.config_path))
-    if errors_of(problems):
-        raise LaunchError([str(p) for p in errors_of(problems)])
-    return cfg
-
-
-def absolute_paths(cfg: KronosConfig, base: Path) -> None:
-    """Make the run independent of the folder a later resume is started from."""
-    for section, name in PATH_FIELDS:
-        obj = getattr(cfg, section)
-        value = getattr(obj, name)
-        if value and not os.path.isabs(value):
-            setattr(obj, name, str((base / value).resolve()) + ("/" if value.endswith("/") else ""))
-
-
-def data_fingerprint(cfg: KronosConfig) -> dict[str, Any] | None:
-    """Size and sampled content hash of the data file (mtime left out: regenerated
-    synthetic data is the same data)."""
-    from .data.cache import file_fingerprint
-
-    try:
-        found = file_fingerprint(cfg.data.data_path)
-    except OSError:
-        return None
-    return {"size": found["size"], "sample_hash": found["sample_hash"]}
 
 
 def ensure_synthetic(cfg: KronosConfig) -> bool:
@@ -103,56 +58,6 @@ def ensure_synthetic(cfg: KronosConfig) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_synthetic(path, n_tickers=s.tickers, n_rows_per_ticker=s.rows_per_ticker, seed=s.seed)
     return True
-
-
-# --------------------------------------------------------------------------- stages and official paths
-
-def official_save_root(cfg: KronosConfig) -> Path | None:
-    """``base_save_path`` (may contain ``{exp_name}``), else ``base_path/exp_name`` (spec §7.6)."""
-    mp = cfg.model_paths
-    if mp.base_save_path:
-        return Path(mp.base_save_path.replace("{exp_name}", mp.exp_name))
-    if mp.base_path:
-        return Path(mp.base_path) / mp.exp_name
-    return None
-
-
-def official_best_model(cfg: KronosConfig, stage: str) -> Path | None:
-    """Where the official pipeline keeps a stage's best model: ``<root>/<save_name>/best_model``."""
-    root = official_save_root(cfg)
-    if root is None:
-        return None
-    name = cfg.model_paths.tokenizer_save_name if stage == "tokenizer" else cfg.model_paths.basemodel_save_name
-    return root / name / "best_model"
-
-
-def is_model_folder(path: Path | None) -> bool:
-    return path is not None and (path / "config.json").is_file() and (
-        (path / "model.safetensors").is_file() or (path / "pytorch_model.bin").is_file())
-
-
-def skip_reason(cfg: KronosConfig, stage: str) -> str | None:
-    """Why a stage is not trained in this run (the seed's train_kaggle.sh flags), or None."""
-    wanted = cfg.experiment.train_tokenizer if stage == "tokenizer" else cfg.experiment.train_basemodel
-    if not wanted:
-        return f"--skip-{stage} (experiment.train_{stage}: false)"
-    existing = official_best_model(cfg, stage)
-    if cfg.experiment.skip_existing and is_model_folder(existing):
-        return f"--skip-existing: a best model already exists at {existing}"
-    return None
-
-
-def basemodel_tokenizer(cfg: KronosConfig, run: RunFolder | None = None) -> Path | None:
-    """The tokenizer the basemodel stage trains on: this run's stage-1 best model,
-    else ``model_paths.finetuned_tokenizer`` (default: the official stage-1 place),
-    else the pretrained tokenizer."""
-    if run is not None and is_model_folder(run.checkpoint_dir("tokenizer", "best")):
-        return run.checkpoint_dir("tokenizer", "best")
-    mp = cfg.model_paths
-    candidates = [Path(mp.finetuned_tokenizer.replace("{exp_name}", mp.exp_name)) if mp.finetuned_tokenizer else None,
-                  official_best_model(cfg, "tokenizer"),
-                  Path(mp.pretrained_tokenizer) if mp.pretrained_tokenizer else None]
-    return next((c for c in candidates if is_model_folder(c)), None)
 
 
 # --------------------------------------------------------------------------- validation

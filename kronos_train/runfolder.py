@@ -279,3 +279,25 @@ def find_run(ref: str, logs_dir: Path | None = None) -> RunFolder:
         known = ", ".join(r.run_id for r in runs[:5]) or "none"
         raise LookupError(f"no run '{ref}' under {logs_dir}; recent runs: {known}")
     raise LookupError(f"'{ref}' matches several runs: {', '.join(r.run_id for r in matches[:5])}; give more of the id")
+
+
+# How a run's state (``RunFolder.state()``) reads on screen: the one table every view uses.
+# The short word fits a table column; the long one says what the state allows.
+STATE_WORDS: dict[str, tuple[str, str]] = {
+    "pending": ("· pending", "· pending"),
+    "running": ("▶ running", "▶ running"),
+    "stopping": ("■ stopping", "■ stopping"),
+    "completed": ("✓ done", "✓ completed"),
+    "stopped": ("■ stopped", "■ stopped (resumable)"),
+    "failed": ("✗ failed", "✗ failed"),
+    "aborted": ("✗ aborted", "✗ aborted"),
+    "interrupted": ("! interrupted", "! interrupted"),
+    "queued": ("⏸ queued", "⏸ queued"),          # a display word: a SLURM job waiting (never written)
+    "cancelled": ("✗ cancelled", "✗ cancelled"),
+}
+
+
+def state_word(state: str, *, short: bool = False) -> str:
+    """The words for a run state (an unknown state reads as itself)."""
+    words = STATE_WORDS.get(state)
+    return state if words is None else words[0 if short else 1]

@@ -35,7 +35,9 @@ from typing import Any, Callable
 import numpy as np
 
 from .calendar import next_trading_days, trading_days_between
-from .evaluate import ForecastSettings, format_duration, forecast_close, training_majority
+from .evaluation.forecasting import ForecastSettings, forecast_close
+from .evaluation.metrics import training_majority
+from .evaluation.report import format_duration
 
 DEFAULT_RULES = ("0", "1", "majority")
 DEFAULT_MAX_HORIZON = 60

@@ -22,7 +22,6 @@ folder), 3 stopped (resumable), 4 aborted.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import fcntl
 import os
 import shlex
@@ -39,21 +38,13 @@ from .config import config_hash, world_size
 from .events import SCHEMA_VERSION, STAGES, TIME_BUDGET_SOURCE, EventWriter, read_events
 from .heartbeat import HeartbeatThread
 from .launch import LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason
+from .process import set_parent_death_signal
 from .runfolder import RunFolder
 from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, read_failures, root_cause,
                              torchrun_root_cause)
 
 EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 3, "aborted": 4}
 FINISHED = ("completed", "early_stopped")
-
-
-def set_parent_death_signal(sig: int) -> None:
-    """Linux: deliver ``sig`` to this process when its parent dies (no-op elsewhere)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, int(sig))           # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def take_lock(run: RunFolder) -> int | None:

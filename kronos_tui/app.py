@@ -122,7 +122,6 @@ class KronosApp(App[None]):
         self.model_checks: dict[str, list[CheckResult]] = {}
         self._wake = threading.Event()
         self._follower: Any = None
-        self._overlay_run: RunFolder | None = None
         self.selected_preset, start_run = self._resolve_target(target)
         self._start_run = start_run
         # The first frame is the screen the user asked for: the monitor for a run.
@@ -271,7 +270,6 @@ class KronosApp(App[None]):
             screen.show_snapshot(snap)
 
     def set_overlay(self, run: RunFolder | None) -> None:
-        self._overlay_run = run
         if run is None:
             if self._follower is not None:
                 self._follower.overlay, self._follower.overlay_label = None, ""

@@ -15,7 +15,7 @@ import re
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -411,13 +411,12 @@ class RunFollower:
     # ---------------------------------------------------------------- config for the advisor
     def run_config(self) -> Any:
         if self._config is None:
-            from kronos_train.config import KronosConfig, from_dict, read_yaml
+            from kronos_train.config import ConfigError, KronosConfig
+            from kronos_train.run_config import read_run_config
 
             try:
-                raw = read_yaml(self.run.config_path)
-                raw.pop("extends", None)       # config.yaml is already resolved
-                self._config = from_dict(raw)[0]
-            except Exception:                   # a missing or broken file: judge against defaults
+                self._config = read_run_config(self.run.path)[0]
+            except ConfigError:                 # a missing or broken file: judge against defaults
                 self._config = KronosConfig()
         return self._config
 
@@ -549,6 +548,3 @@ def load_overlay(run: RunFolder, smoothing: float = DEFAULT_SMOOTHING) -> RunSta
     state.drain_feed()
     return state
 
-
-def with_view(view: View, **changes: Any) -> View:
-    return replace(view, **changes)

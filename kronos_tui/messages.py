@@ -1,7 +1,6 @@
 """Messages that workers post to the screens (thread-safe via ``post_message``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from textual.message import Message
@@ -52,9 +51,3 @@ class RunAttached(Message):
         self.run = run
 
 
-@dataclass
-class PresetChanged(Message):
-    name: str
-
-    def __post_init__(self) -> None:
-        super().__init__()

@@ -1,6 +1,6 @@
 """The monitor's model of a run: events folded into curves and GPU histories.
 
-:class:`RunState` extends the checklist's :class:`RunSummary`, so one pass over
+:class:`RunState` extends the control plane's :class:`RunSummary`, so one pass over
 ``events.jsonl`` feeds the plots, the during/after checks and the advisor.
 Curves are kept as ``array('d')`` columns (8 bytes a point: a million steps
 cost 48 MB, not the ~400 MB of a list of dicts), with the debiased EMA kept up
@@ -20,8 +20,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from kronos_train.checks.run import RECENT_POINTS, RunSummary, StageSummary, _num
 from kronos_train.events import decode
+from kronos_train.summary import RECENT_POINTS, RunSummary, StageSummary, finite_number
 
 from .series import EmaState, ema_debiased
 from .view import DEFAULT_SMOOTHING
@@ -139,9 +139,9 @@ class RunState(RunSummary):
         if not name:
             return
         c = self.curve(str(name))
-        loss = _num(rec.get("loss"))
+        loss = finite_number(rec.get("loss"))
         loss = math.nan if loss is None else loss
-        lr = _num(rec.get("lr"))
+        lr = finite_number(rec.get("lr"))
         c.step.append(float(rec["step"]))
         c.loss.append(loss)
         c.smooth.append(c.ema.push(loss))
@@ -150,7 +150,7 @@ class RunState(RunSummary):
     def _on_val(self, rec: dict[str, Any]) -> None:
         super()._on_val(rec)
         name = rec.get("stage") or self.current_stage
-        value = _num(rec.get("val_loss"))
+        value = finite_number(rec.get("val_loss"))
         if name and value is not None:
             c = self.curve(str(name))
             c.val_step.append(float(rec["step"]))
@@ -182,7 +182,7 @@ class RunState(RunSummary):
         self.gpu_hosts_seen.add(host)
         if host == self.local_host and self.local_gpu_available:
             return            # this node is sampled by the TUI itself, more often
-        self._update_gpu_rows(host, _num(rec.get("t")) or 0.0, rec.get("gpus") or [], lost=[])
+        self._update_gpu_rows(host, finite_number(rec.get("t")) or 0.0, rec.get("gpus") or [], lost=[])
 
     # ---------------------------------------------------------------- bulk reading
     def add_block(self, block: bytes, gpu_backlog: Any = None) -> int:
@@ -297,11 +297,11 @@ class RunState(RunSummary):
             key = (host, int(g["index"]))
             row = self.gpus.get(key) or self.gpus.setdefault(key, GpuRow(host, int(g["index"])))
             row.name = str(g.get("name") or row.name)
-            row.util.append(_num(g.get("util")))
-            row.mem_used.append(_num(g.get("mem_used_mb")))
-            row.power.append(_num(g.get("power_w")))
-            row.mem_total_mb = _num(g.get("mem_total_mb")) or row.mem_total_mb
-            row.temp_c = _num(g.get("temp_c"))
+            row.util.append(finite_number(g.get("util")))
+            row.mem_used.append(finite_number(g.get("mem_used_mb")))
+            row.power.append(finite_number(g.get("power_w")))
+            row.mem_total_mb = finite_number(g.get("mem_total_mb")) or row.mem_total_mb
+            row.temp_c = finite_number(g.get("temp_c"))
             row.lost = False
             row.t = t
         for index in lost:

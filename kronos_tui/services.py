@@ -7,15 +7,13 @@ TUI's own process.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from kronos_train.checks import CheckResult
+from kronos_train.checks.out_of_process import preset_model_check, run_model_check
 from kronos_train.runfolder import RunFolder, logs_dir_from_env
 
 
@@ -46,35 +44,6 @@ def launch_problems(exc: BaseException) -> list[str] | None:
     return [str(p) for p in problems] if isinstance(problems, (list, tuple)) else None
 
 
-def _check_subprocess(args: list[str], timeout_s: float = 900.0) -> list[CheckResult]:
-    """``kronos-train check ... --json`` in a child process (it may import torch)."""
-    from kronos_train.checks.run import parse_check_output
-
-    cmd = [sys.executable, "-m", "kronos_train.cli", "check", *args, "--json"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
-                              env=dict(os.environ))
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return [CheckResult("models.load", "Pretrained models load and fit together", "error",
-                            f"could not run `kronos-train check`: {exc}")]
-    try:
-        return parse_check_output(proc.stdout)
-    except ValueError:
-        tail = " / ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        return [CheckResult("models.load", "Pretrained models load and fit together", "error",
-                            f"`kronos-train check` exited {proc.returncode}: {tail[:300]}")]
-
-
-def model_check_for_preset(preset: str) -> list[CheckResult]:
-    return _check_subprocess(["--config", preset, "--only", "models"])
-
-
-def model_check_for_run(run: RunFolder) -> list[CheckResult]:
-    from kronos_train.checks.run import run_model_check
-
-    return run_model_check(run)
-
-
 @dataclass
 class Services:
     logs_dir: Path = field(default_factory=logs_dir_from_env)
@@ -82,8 +51,8 @@ class Services:
     launch: Callable[..., RunFolder] = _launch
     resume: Callable[[RunFolder], int | str] = _resume
     submit_slurm: Callable[..., RunFolder] = _submit_slurm  # the launch dialog's "SLURM" choice
-    preset_model_check: Callable[[str], list[CheckResult]] = model_check_for_preset
-    run_model_check: Callable[[RunFolder], list[CheckResult]] = model_check_for_run
+    preset_model_check: Callable[[str], list[CheckResult]] = preset_model_check
+    run_model_check: Callable[[RunFolder], list[CheckResult]] = run_model_check
     clock: Callable[[], float] = time.time
     poll_interval: float = 0.5                          # how often the run folder is looked at
     refresh_interval: float = 1.0                       # new data redraws the monitor at most this often

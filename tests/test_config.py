@@ -144,17 +144,6 @@ def test_save_diff_and_hash(tmp_path):
     assert again == other
 
 
-def test_form_edits_set_typed_values():
-    raw = C.set_field_from_text({}, "training.batch_size", "64")
-    raw = C.set_field_from_text(raw, "training.early_stopping.enabled", "false")
-    raw = C.set_field_from_text(raw, "training.predictor_learning_rate", "2e-5")
-    cfg, _ = C.from_dict(raw)
-    assert cfg.training.batch_size == 64 and cfg.training.early_stopping.enabled is False
-    assert cfg.training.predictor_learning_rate == 2e-5
-    bad = C.validate_raw(C.set_field_from_text({}, "training.batch_size", "lots"))
-    assert any(p.path == "training.batch_size" for p in bad)
-
-
 def test_pure_functions_do_not_touch_the_input():
     base = {"training": {"batch_size": 8}}
     merged = C.merge(base, {"training": {"seed": 1}})

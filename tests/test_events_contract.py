@@ -17,7 +17,7 @@ from kronos_train.events import EVENT_FIELDS, GPU_FIELDS, SCHEMA_VERSION, encode
 from kronos_train.runfolder import RunFolder
 from kronos_tui.follow import RunFollower, View
 from kronos_tui.runstate import FIELDS_READ, RunState
-from kronos_tui.synthetic import RunSpec, write_run
+from synthetic_runs import RunSpec, write_run
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 COMMON = {"t", "event", "stage", "attempt"}

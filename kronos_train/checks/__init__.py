@@ -2,11 +2,13 @@
 
 Shared by the TUI's Checklist screen and ``kronos-train check``.  Phases:
 ``before`` (pre.py: config, data, paths, models, GPUs, disk, batch, time),
-``during`` and ``after`` (run.py: judged from a run's events and folder).
+``during`` and ``after`` (run.py: judged from a run's folded events and folder;
+trained_model.py: the trained networks load and beat the baselines).
 
-Light package: nothing here imports torch at import time.  The one check that
-must load networks (``check_models``) imports ``kronos_train.model`` inside the
-function; the TUI runs it through ``kronos-train check --json`` in a subprocess.
+Light package: nothing here imports torch at import time.  The checks that must
+load networks (``pre.check_models``, ``trained_model.check_inference``) import
+torch inside the function; the TUI runs them through ``kronos-train check
+--json`` in a subprocess (out_of_process.py).
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def has_errors(results: list[CheckResult]) -> bool:
     return any(r.status == "error" for r in results)
 
 
-def format_results(results: list[CheckResult], color: bool = False) -> str:
+def format_results(results: list[CheckResult]) -> str:
     """Plain-text table for the CLI (readable without colour)."""
     lines = []
     for r in results:

@@ -1,7 +1,10 @@
 """The guide's "before training" checklist (训练前), as pure check functions.
 
 Each ``check_*`` takes the resolved config (and what else it needs) and returns
-one ``CheckResult``.  ``run_pre_checks`` runs them in order.  Only
+one ``CheckResult``.  They come in three parts a caller may run apart (the TUI
+runs each in its own thread): ``quick_checks``, ``data_checks`` (parses the data
+file) and ``check_models`` (loads the networks); ``run_pre_checks`` runs them
+one after the other, in the guide's order (``in_guide_order``).  Only
 ``check_models`` touches torch, imported inside the function.
 """
 from __future__ import annotations
@@ -284,7 +287,7 @@ def check_disk(cfg: KronosConfig, logs_dir: Path) -> CheckResult:
     return CheckResult("disk.room", title, "ok", detail)
 
 
-def check_batch_and_time(cfg: KronosConfig, data_report: Any | None = None, gpus_present: int | None = None) -> CheckResult:
+def check_batch_and_time(cfg: KronosConfig, data_report: Any | None = None) -> CheckResult:
     """Effective batch, steps per epoch and a rough time estimate."""
     t = cfg.training
     ws = world_size(cfg)
@@ -364,23 +367,46 @@ def check_tracking(cfg: KronosConfig) -> CheckResult | None:
 
 # --------------------------------------------------------------------------- all
 
-def run_pre_checks(cfg: KronosConfig, *, logs_dir: Path, problems: list[ConfigProblem] | None = None,
-                   include_data: bool = True, include_models: bool = False, nvml: Any | None = None) -> list[CheckResult]:
-    """The whole "before" checklist, in the guide's order."""
-    results = [check_config(cfg, problems), check_data_present(cfg)]
-    report = None
-    if include_data and Path(cfg.data.data_path).is_file():
-        from ..data import inspect_data
+# The guide's order of the "before" lines, by CheckResult id.
+BEFORE_ORDER = ("config.valid", "data.present", "data.valid", "models.paths", "models.load", "paths.output",
+                "gpus.count", "disk.room", "batch.time", "tracking.installed")
 
-        # Shares the trainer's cache: a file validated here is not parsed again at launch.
-        report = inspect_data(data_spec(cfg), cache_dir=data_cache_dir(logs_dir))
-        results.append(check_data(cfg, report))
-    elif include_data:
-        results.append(check_data(cfg))
-    results.append(check_model_paths(cfg))
-    if include_models:
-        results.append(check_models(cfg))
-    results += [check_output(cfg, logs_dir), check_gpus(cfg, nvml), check_disk(cfg, logs_dir),
-                check_batch_and_time(cfg, report)]
+
+def quick_checks(cfg: KronosConfig, *, logs_dir: Path, problems: list[ConfigProblem] | None = None,
+                 nvml: Any | None = None) -> list[CheckResult]:
+    """The lines that read no file's content: fast enough for every preset switch.
+    (The time estimate here assumes no data report; ``data_checks`` refines it.)"""
+    results = [check_config(cfg, problems), check_data_present(cfg), check_model_paths(cfg),
+               check_output(cfg, logs_dir), check_gpus(cfg, nvml), check_disk(cfg, logs_dir),
+               check_batch_and_time(cfg, None)]
     tracking = check_tracking(cfg)
     return results + ([tracking] if tracking is not None else [])
+
+
+def data_checks(cfg: KronosConfig, *, logs_dir: Path) -> list[CheckResult]:
+    """Validate the data file, and the time estimate from its real window count."""
+    if not Path(cfg.data.data_path).is_file():
+        return [check_data(cfg)]
+    from ..data import inspect_data
+
+    # Shares the trainer's cache: a file validated here is not parsed again at launch.
+    report = inspect_data(data_spec(cfg), cache_dir=data_cache_dir(logs_dir))
+    return [check_data(cfg, report), check_batch_and_time(cfg, report)]
+
+
+def in_guide_order(results: list[CheckResult]) -> list[CheckResult]:
+    """One line per check id (a later result refines an earlier one), in the guide's order."""
+    by_id = {r.id: r for r in results}
+    rank = {key: i for i, key in enumerate(BEFORE_ORDER)}
+    return sorted(by_id.values(), key=lambda r: rank.get(r.id, len(rank)))
+
+
+def run_pre_checks(cfg: KronosConfig, *, logs_dir: Path, problems: list[ConfigProblem] | None = None,
+                   include_data: bool = True, include_models: bool = False, nvml: Any | None = None) -> list[CheckResult]:
+    """The whole "before" checklist, in the guide's order: the parts above, run one after the other."""
+    results = quick_checks(cfg, logs_dir=logs_dir, problems=problems, nvml=nvml)
+    if include_data:
+        results += data_checks(cfg, logs_dir=logs_dir)
+    if include_models:
+        results.append(check_models(cfg))
+    return in_guide_order(results)

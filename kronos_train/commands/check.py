@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
 
 def check_run(args: argparse.Namespace) -> int:
     from ..checks.run import run_checks
-    from ..evaluate import check_forecast_vs_baselines, check_inference
+    from ..checks.trained_model import check_forecast_vs_baselines, check_inference
     from . import run_from_args
 
     run = run_from_args(args, "check")

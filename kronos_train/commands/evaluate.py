@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..evaluate import (EvaluationError, EvaluationRequest, ForecastSettings, evaluate, format_table, load_run_config,
-                        print_err, resolve_model_source, write_eval, write_eval_file)
+from ..evaluation import EvaluationError
+from ..evaluation.forecasting import ForecastSettings
+from ..evaluation.report import format_table, print_err, write_eval, write_eval_file
+from ..evaluation.runner import EvaluationRequest, evaluate
+from ..evaluation.sources import config_of_run, resolve_model_source
 from ..runfolder import data_cache_dir
 
 
@@ -83,7 +86,7 @@ def resolve_config(config_ref: str | None, run_dir: Path | None) -> Any:
             raise EvaluationError("; ".join(str(p) for p in fatal))
         return cfg
     if run_dir is not None and (run_dir / "config.yaml").is_file():
-        return load_run_config(run_dir)
+        return config_of_run(run_dir)
     where = f"{run_dir} has no config.yaml" if run_dir else "model folders do not say which data to use"
     raise EvaluationError(f"{where}; pass --config PRESET (the preset the model was trained with)")
 

@@ -5,7 +5,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..evaluate import EvaluationError, ForecastSettings, load_models, print_err, resolve_model_source
+from ..evaluation import EvaluationError
+from ..evaluation.forecasting import ForecastSettings
+from ..evaluation.report import print_err
+from ..evaluation.sources import load_models, resolve_model_source
 from ..runfolder import data_cache_dir
 from ..submission import (DEFAULT_MAX_HORIZON, DEFAULT_RULES, PlanOptions, SubmissionError, SubmissionRequest,
                           make_submission, read_test_csv, summary_lines)

@@ -1,7 +1,7 @@
 """Data pipeline: validate a candlestick file, clean it, build per-ticker windows.
 
 Light on purpose: importing this package pulls numpy only (pyarrow and pandas
-load when a file is read); torch lives in ``torch_dataset`` alone.
+load when a file is read); nothing here imports torch.
 
     spec = DataSpec("train.csv", lookback_window=256, predict_window=1)
     prepared = prepare_data(spec, cache_dir=".kronos-cache")

@@ -6,8 +6,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 DuplicatePolicy = Literal["error", "keep_first", "keep_last"]
-N_FEATURES = 6          # open, high, low, close, volume, amount
-N_TIME_FEATURES = 5     # minute, hour, weekday, day, month
 FEATURE_NAMES = ("open", "high", "low", "close", "volume", "amount")
 TIME_FEATURE_NAMES = ("minute", "hour", "weekday", "day", "month")
 

@@ -170,10 +170,6 @@ class WindowSet:
         return (self.table.tickers[k], np.datetime64(int(times[s]), "ns"),
                 np.datetime64(int(times[s + self.window_length - 1]), "ns"))
 
-    def ticker_index(self, idx: np.ndarray | int) -> np.ndarray:
-        """Ticker index (into ``table.tickers``) of each window."""
-        return self.table.ticker_of_rows(self.starts[np.asarray(idx)])
-
     # ------------------------------------------------------------------ batches
     def get_batch(self, idx: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
         """(x float32 [B, W, 6], stamp float32 [B, W, 5]) of the windows in ``idx``."""
@@ -182,13 +178,6 @@ class WindowSet:
         x, _, _ = normalize_window(raw, self.lookback_window, self.clip)
         stamp = self.table.stamps[rows].astype(np.float32)
         return x, stamp
-
-    def raw_batch(self, idx: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(raw [B, W, 6], mean [B, 6], std [B, 6])."""
-        rows = self.starts[np.asarray(idx, dtype=np.int64)][:, None] + self._offsets
-        raw = np.asarray(self.table.values[rows], dtype=np.float32)
-        _, mean, std = normalize_window(raw, self.lookback_window, self.clip)
-        return raw, mean, std
 
 
 def normalize_window(raw: np.ndarray, lookback: int, clip: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

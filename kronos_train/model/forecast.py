@@ -229,7 +229,7 @@ def validate_array_shapes(x: torch.Tensor, x_stamp: torch.Tensor, y_stamp: torch
 # --------------------------------------------------------------------------- pandas front end
 
 
-def time_features(timestamps: Any) -> tuple[np.ndarray, pd.DatetimeIndex]:
+def time_features_and_index(timestamps: Any) -> tuple[np.ndarray, pd.DatetimeIndex]:
     """[T, 5] float32 (minute, hour, weekday Mon=0, day, month) and the timestamps as a DatetimeIndex."""
     try:
         index = pd.DatetimeIndex(pd.to_datetime(timestamps))
@@ -275,7 +275,7 @@ def prepare_features(df: pd.DataFrame) -> np.ndarray:
     return values
 
 
-def normalize_history(values: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def normalize_single_history(values: np.ndarray, clip: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Z-score with the history's own mean and population std, then clip (float32, as upstream)."""
     mean, std = np.mean(values, axis=0), np.std(values, axis=0)
     normed = np.clip((values - mean) / (std + NORM_EPS), -clip, clip)
@@ -314,13 +314,13 @@ class KronosPredictor:
 
     def _prepare_series(self, df: pd.DataFrame, x_timestamp: Any, y_timestamp: Any, pred_len: int) -> dict[str, Any]:
         values = prepare_features(df)
-        x_stamp, _ = time_features(x_timestamp)
-        y_stamp, y_index = time_features(y_timestamp)
+        x_stamp, _ = time_features_and_index(x_timestamp)
+        y_stamp, y_index = time_features_and_index(y_timestamp)
         if len(x_stamp) != len(values):
             raise ValueError(f"x_timestamp has {len(x_stamp)} entries but df has {len(values)} rows")
         if len(y_stamp) != pred_len:
             raise ValueError(f"y_timestamp has {len(y_stamp)} entries but pred_len is {pred_len}; they must be equal")
-        normed, mean, std = normalize_history(values, self.clip)
+        normed, mean, std = normalize_single_history(values, self.clip)
         return dict(x=normed, x_stamp=x_stamp, y_stamp=y_stamp, mean=mean, std=std, index=y_index)
 
     def _generate(self, series: list[dict[str, Any]], pred_len: int, sampling: dict[str, Any]) -> list[np.ndarray]:

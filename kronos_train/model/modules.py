@@ -6,7 +6,6 @@ state dict written by the official code loads into these modules unchanged.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -291,10 +290,6 @@ def run_blocks(
     for block in blocks:
         x = block(x, key_padding_mask=key_padding_mask)
     return x
-
-
-def scaled_embedding(embedding: nn.Embedding, ids: torch.Tensor, d_model: int) -> torch.Tensor:
-    return embedding(ids) * math.sqrt(d_model)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

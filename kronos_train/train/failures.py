@@ -7,7 +7,9 @@ dying) and writes the ``error`` event.  A worker that died without Python
 (SIGKILL by the host OOM killer, SIGABRT by the NCCL watchdog) leaves no file;
 torchrun's "Root Cause" summary in ``stderr.log`` gives its exit code instead.
 
-Light module: torch is imported inside ``classify_exception`` only.
+Light module: no torch.  torch's exception types are recognised by class name
+(``OutOfMemoryError``, ``DistError`` and their subclasses), so the supervisor
+and the TUI can import this without loading torch.
 """
 from __future__ import annotations
 
@@ -83,19 +85,20 @@ _PEER_PATTERNS = ("connection closed by peer", "connection reset by peer", "brok
 _TIMEOUT_PATTERNS = ("timed out", "timeout", "watchdog")
 
 
+def _raised_as(exc: BaseException, class_name: str) -> bool:
+    """Whether ``exc`` is an instance of a class of that name (torch's own, without importing torch)."""
+    return any(cls.__name__ == class_name for cls in type(exc).__mro__)
+
+
 def classify_exception(exc: BaseException, cfg: Any | None = None) -> Failure:
     """A Failure for an exception raised inside a rank."""
-    import torch
-
     from ..config import ConfigError
 
     text = f"{type(exc).__name__}: {exc}".strip()
     first_line = text.splitlines()[0][:500] if text else type(exc).__name__
     lower = text.lower()
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
-    oom_types = tuple(t for t in (getattr(torch, "OutOfMemoryError", None),
-                                  getattr(torch.cuda, "OutOfMemoryError", None)) if t is not None)
-    if isinstance(exc, oom_types) or "out of memory" in lower:
+    if _raised_as(exc, "OutOfMemoryError") or "out of memory" in lower:
         message = f"CUDA out of memory: {first_line}"
         return Failure("oom", message, oom_remedies(cfg) if cfg is not None else [], traceback=trace)
     if "can't allocate memory" in lower or isinstance(exc, MemoryError):
@@ -105,8 +108,7 @@ def classify_exception(exc: BaseException, cfg: Any | None = None) -> Failure:
         return Failure("config", str(exc) or first_line, traceback=trace)
     if type(exc).__name__ == "DataError":
         return Failure("data", str(exc) or first_line, traceback=trace)
-    dist_errors = tuple(t for t in (getattr(torch.distributed, "DistError", None),) if t is not None)
-    if isinstance(exc, dist_errors) or "nccl" in lower or "gloo" in lower or "process group" in lower:
+    if _raised_as(exc, "DistError") or "nccl" in lower or "gloo" in lower or "process group" in lower:
         if any(p in lower for p in _PEER_PATTERNS):
             return Failure("peer", f"lost contact with another rank (it probably failed first): {first_line}",
                            traceback=trace)

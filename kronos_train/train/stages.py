@@ -27,7 +27,7 @@ import torch
 from ..architectures import resolve_architecture
 from ..config import KronosConfig
 from ..events import EventWriter, NullWriter
-from ..launch import basemodel_tokenizer, data_fingerprint, load_run_config, official_best_model
+from ..run_config import basemodel_tokenizer, data_fingerprint, load_run_config, official_best_model
 from ..model import (build_predictor, build_tokenizer, check_pair, load_predictor, load_tokenizer, predictor_loss,
                      set_gradient_checkpointing, tokenizer_loss, tokenizer_val_loss)
 from ..model.checkpoint import read_config
@@ -52,7 +52,7 @@ class DataError(ValueError):
 def die_with_parent() -> None:
     """A worker whose torchrun died (killed with the supervisor) must not train on alone.
     (Had torchrun died before this call, the c10d store it hosts is gone and joining fails.)"""
-    from ..supervisor import set_parent_death_signal
+    from ..process import set_parent_death_signal
 
     set_parent_death_signal(signal.SIGKILL)
 
@@ -132,7 +132,7 @@ def wrap(model: torch.nn.Module, dist: DistEnv) -> torch.nn.Module:
 
 
 def tokenizer_for_basemodel(cfg: KronosConfig, run: RunFolder, ckpt: checkpoint.LastCheckpoint | None) -> Path:
-    """The frozen tokenizer: the one a checkpoint recorded, else launch.basemodel_tokenizer."""
+    """The frozen tokenizer: the one a checkpoint recorded, else run_config.basemodel_tokenizer."""
     if ckpt is not None and ckpt.train_state.get("tokenizer_path"):
         path = Path(ckpt.train_state["tokenizer_path"])
         if not path.is_dir():

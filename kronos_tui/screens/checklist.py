@@ -30,9 +30,6 @@ from kronos_train.config import KronosConfig, config_hash, load_preset
 from ..messages import ChecksUpdated
 from .base import KronosScreen
 
-# The guide's order of the "before" lines (ids of kronos_train.checks.pre).
-BEFORE_ORDER = ("config.valid", "data.present", "data.valid", "models.paths", "models.load", "paths.output",
-                "gpus.count", "disk.room", "batch.time")
 SYMBOL = {"ok": "✓", "warn": "!", "error": "✗", "info": "i", "skip": "-", "pending": "…"}
 STYLE = {"ok": "green", "warn": "yellow", "error": "bold red", "info": "cyan", "skip": "dim", "pending": "dim"}
 PARTS = ("quick", "data", "models")
@@ -73,11 +70,6 @@ def render_results(title: str, results: list[CheckResult], expanded: bool) -> Te
         if r.hint and (r.status in ("error", "warn", "pending") or expanded):
             text.append(f"        → {r.hint}\n", style="italic")
     return text
-
-
-def order_before(results: list[CheckResult]) -> list[CheckResult]:
-    rank = {key: i for i, key in enumerate(BEFORE_ORDER)}
-    return sorted(results, key=lambda r: rank.get(r.id, len(rank)))
 
 
 class ChecklistScreen(KronosScreen):
@@ -151,27 +143,16 @@ class ChecklistScreen(KronosScreen):
 
     @work(thread=True, group="checks-quick", exit_on_error=False)
     def _quick(self, key: str, preset: str, cfg: KronosConfig, problems: list[Any]) -> None:
-        pre = self._pre()
-        app = self.kapp
-        logs_dir = app.services.logs_dir
-        results = [pre.check_config(cfg, problems), pre.check_data_present(cfg), pre.check_model_paths(cfg),
-                   pre.check_output(cfg, logs_dir), pre.check_gpus(cfg, app.services.nvml),
-                   pre.check_disk(cfg, logs_dir), pre.check_batch_and_time(cfg, None)]
+        services = self.kapp.services
+        results = self._pre().quick_checks(cfg, logs_dir=services.logs_dir, problems=problems, nvml=services.nvml)
         self.post_message(ChecksUpdated(key, "quick", results, 1, len(PARTS)))
 
     @work(thread=True, group="checks-data", exit_on_error=False)
     def _data(self, key: str, cfg: KronosConfig) -> None:
-        pre = self._pre()
-        if Path(cfg.data.data_path).is_file():
-            try:
-                from kronos_train.data import inspect_data
-
-                report = inspect_data(pre.data_spec(cfg))
-                results = [pre.check_data(cfg, report), pre.check_batch_and_time(cfg, report)]
-            except Exception as exc:      # a reader bug must show as a line, not a traceback
-                results = [CheckResult("data.valid", "Data format valid", "error", f"{type(exc).__name__}: {exc}")]
-        else:
-            results = [pre.check_data(cfg)]
+        try:
+            results = self._pre().data_checks(cfg, logs_dir=self.kapp.services.logs_dir)
+        except Exception as exc:      # a reader bug must show as a line, not a traceback
+            results = [CheckResult("data.valid", "Data format valid", "error", f"{type(exc).__name__}: {exc}")]
         self.post_message(ChecksUpdated(key, "data", results, 2, len(PARTS)))
 
     @work(thread=True, group="checks-models", exit_on_error=False)
@@ -206,17 +187,16 @@ class ChecklistScreen(KronosScreen):
         self.show_before()
 
     def combined_before(self) -> list[CheckResult]:
-        by_id: dict[str, CheckResult] = {}
-        for part in PARTS:                       # later parts refine earlier ones (batch.time with the data)
-            for r in self.parts.get(part, []):
-                by_id[r.id] = r
+        # Later parts refine earlier ones (batch.time with the data).
+        results = [r for part in PARTS for r in self.parts.get(part, [])]
+        by_id = {r.id: r for r in results}
         for part, what in self.running.items():
             if part == "data" and "data.valid" not in by_id:
                 by_id["data.valid"] = CheckResult("data.valid", "Data format valid", "pending", what + "…")
             if part == "models" and "models.load" not in by_id:
                 by_id["models.load"] = CheckResult("models.load", "Pretrained models load and fit together",
                                                    "pending", what + " (subprocess)…")
-        return order_before(list(by_id.values()))
+        return self._pre().in_guide_order(list(by_id.values()))
 
     def show_before(self) -> None:
         preset = self.kapp.selected_preset

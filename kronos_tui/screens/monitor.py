@@ -18,6 +18,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, ContentSwitcher, Log, Static
 
+from kronos_train.runfolder import state_word
+
 from ..widgets.panels import GpuPanel, RunFacts, StageProgress
 from ..widgets.plots import LossPlot, LrPlot
 from .base import KronosScreen
@@ -166,13 +168,9 @@ class MonitorScreen(KronosScreen):
 
     def _run_line(self, snap: Any) -> Text:
         text = Text()
-        state_word = {"running": "▶ running", "stopping": "■ stopping", "completed": "✓ completed",
-                      "stopped": "■ stopped (resumable)", "failed": "✗ failed", "aborted": "✗ aborted",
-                      "interrupted": "! interrupted", "pending": "· pending", "queued": "⏸ queued",
-                      "cancelled": "✗ cancelled"}.get(snap.state, snap.state)
         text.append(f"{snap.run_id} ", style="bold")
         text.append(f"· {snap.preset} · ")
-        text.append(state_word, style="bold")
+        text.append(state_word(snap.state), style="bold")
         if snap.scheduler:              # right after the state: where the job is matters most on a cluster
             text.append(f" · {snap.scheduler.removeprefix('SLURM ')}")
         if snap.attempt:

@@ -20,10 +20,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from kronos_train.checks.run import RunSummary
-from kronos_train.config import ConfigError, KronosConfig, diff, from_dict, load_preset, read_yaml
+from kronos_train.summary import RunSummary
+from kronos_train.config import PATH_FIELDS, ConfigError, KronosConfig, diff, load_preset
+from kronos_train.run_config import read_run_config
 from kronos_train.events import decode
-from kronos_train.runfolder import FINAL_STATES, RunFolder, list_runs
+from kronos_train.runfolder import FINAL_STATES, RunFolder, list_runs, state_word
 from kronos_train.scheduler import SCHEDULER_FILE, JobWatch
 
 from ..messages import RunsListed
@@ -32,8 +33,7 @@ from ..widgets.panels import STATUS_MARK
 from .base import KronosScreen
 from .dialogs import DiffScreen
 
-PATH_FIELDS = {"data.data_path", "model_paths.pretrained_tokenizer", "model_paths.pretrained_predictor",
-               "model_paths.base_path", "model_paths.base_save_path", "model_paths.finetuned_tokenizer"}
+PATH_FIELD_NAMES = frozenset(f"{section}.{name}" for section, name in PATH_FIELDS)
 HEAD_BYTES = 64 << 10
 TAIL_BYTES = 256 << 10
 REFRESH_S = 3.0
@@ -61,7 +61,7 @@ class RunRow:
 
 
 def _same_path(path: str, a: Any, b: Any) -> bool:
-    if path not in PATH_FIELDS or not isinstance(a, str) or not isinstance(b, str) or not a or not b:
+    if path not in PATH_FIELD_NAMES or not isinstance(a, str) or not isinstance(b, str) or not a or not b:
         return False
     return os.path.abspath(os.path.expanduser(a)) == os.path.abspath(os.path.expanduser(b))
 
@@ -69,11 +69,11 @@ def _same_path(path: str, a: Any, b: Any) -> bool:
 def config_of_run(run: RunFolder) -> tuple[KronosConfig | None, str]:
     """The resolved config a run used, and the preset it extends ('' if none)."""
     try:
-        raw = read_yaml(run.config_path)
+        cfg, _ = read_run_config(run.path)
     except ConfigError:
         return None, ""
-    parent = str(raw.pop("extends", "") or "")
-    return from_dict(raw)[0], parent
+    parent, cfg.extends = cfg.extends, ""       # the parent has its own column, not a diff line
+    return cfg, parent
 
 
 def parent_config(parent: str, cache: dict[str, KronosConfig]) -> KronosConfig:
@@ -185,11 +185,6 @@ def diff_text(diffs: list[tuple[str, Any, Any]], limit: int = 2) -> str:
     return ", ".join(parts) + more
 
 
-STATE_WORD = {"running": "▶ running", "stopping": "■ stopping", "completed": "✓ done", "stopped": "■ stopped",
-              "failed": "✗ failed", "aborted": "✗ aborted", "interrupted": "! interrupted", "pending": "· pending",
-              "queued": "⏸ queued", "cancelled": "✗ cancelled"}
-
-
 class RunsScreen(KronosScreen):
     MODE = "runs"
     BINDINGS = [
@@ -258,7 +253,7 @@ class RunsScreen(KronosScreen):
             mark = "*" if row.run_id in self.marked else ("▶" if attached and attached.run_id == row.run_id else "")
             short = row.run_id[:-len(row.preset) - 1] if row.preset and row.run_id.endswith("-" + row.preset) else row.run_id
             best = "—" if row.best_val is None else f"{row.best_val:.4g}"
-            table.add_row(mark, short, row.preset[:14], STATE_WORD.get(row.state, row.state), stages_text(row), best,
+            table.add_row(mark, short, row.preset[:14], state_word(row.state, short=True), stages_text(row), best,
                           fmt_duration(row.duration_s), diff_text(row.diffs), key=row.run_id)
         if keep is not None and keep.run_id in [r.run_id for r in self.rows]:
             table.move_cursor(row=[r.run_id for r in self.rows].index(keep.run_id))

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from bad_files import BAD_KINDS, write_bad_file
 from kronos_data_helpers import assert_names, issue_with, prepare, spec_for, write_text
 
 from kronos_train.data import DataSpec, inspect_data, prepare_data
-from kronos_train.data.synthetic import BAD_KINDS, write_bad_file, write_synthetic
+from kronos_train.data.synthetic import write_synthetic
 
 
 @pytest.mark.parametrize("kind", BAD_KINDS)

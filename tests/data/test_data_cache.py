@@ -6,10 +6,11 @@ import subprocess
 import sys
 
 import numpy as np
+from bad_files import write_bad_file
 from kronos_data_helpers import spec_for
 
 from kronos_train.data import inspect_data, load_series, prepare_data
-from kronos_train.data.synthetic import write_bad_file, write_synthetic
+from kronos_train.data.synthetic import write_synthetic
 
 
 def _entries(cache) -> list[str]:

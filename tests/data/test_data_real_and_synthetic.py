@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from kronos_data_helpers import prepare
 
-from kronos_train.data import DataSpec, EpochSampler, prepare_data
+from kronos_train.data import DataSpec, prepare_data
 from kronos_train.data.synthetic import WEEKLY_PATTERN, generate, write_synthetic
 
 REAL_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "real_sample_daily.csv"
@@ -77,21 +77,3 @@ def test_planted_pattern_makes_direction_predictable_near_and_far():
     assert _reversion_accuracy(planted, 10) > 0.62 and _reversion_accuracy(planted, 30) > 0.65
     assert 0.4 < _direction_accuracy(plain, 1) < 0.6
     assert not plain.deviation.any()
-
-
-def test_torch_adapters_follow_the_sampler(tmp_path):
-    torch = pytest.importorskip("torch")
-    from kronos_train.data.torch_dataset import WindowDataset, collate_windows, epoch_loader
-
-    prepared = prepare(write_synthetic(tmp_path / "t.csv", 3, 60))
-    sampler = EpochSampler(len(prepared.train), 4, seed=0)
-    loader = epoch_loader(prepared.train, sampler, epoch=1, start_batch=2)
-    batches = list(loader)
-    expected = sampler.batches(1)[2:]
-    assert len(batches) == len(expected)
-    x, stamp = batches[0]
-    assert isinstance(x, torch.Tensor) and x.shape == (4, 11, 6) and stamp.shape == (4, 11, 5)
-    np.testing.assert_array_equal(x.numpy(), prepared.train.get_batch(expected[0])[0])
-    single = WindowDataset(prepared.train)
-    xs, stamps = collate_windows([single[0], single[1]])
-    assert xs.shape == (2, 11, 6)

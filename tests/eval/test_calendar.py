@@ -6,8 +6,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from kronos_train.calendar import (easter_sunday, is_trading_day, next_trading_days, nyse_holidays,
-                                   trading_days_between)
+from kronos_train.calendar import is_trading_day, next_trading_days, nyse_holidays, trading_days_between
 
 
 def test_kaggle_horizon_is_30_trading_days():
@@ -35,11 +34,6 @@ def test_observed_rules():
     assert not is_trading_day("2026-07-03")          # Independence Day 2026 on a Saturday
     assert not is_trading_day("2023-06-19") and is_trading_day("2021-06-18")   # Juneteenth from 2022
     assert not is_trading_day("2022-06-20")          # Juneteenth on a Sunday: Monday closed
-
-
-def test_easter_dates():
-    assert [easter_sunday(y) for y in (2000, 2019, 2024, 2025)] == [
-        dt.date(2000, 4, 23), dt.date(2019, 4, 21), dt.date(2024, 3, 31), dt.date(2025, 4, 20)]
 
 
 def test_next_trading_days_skip_weekends_and_holidays():

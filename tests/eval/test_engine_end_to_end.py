@@ -9,7 +9,7 @@ import pytest
 
 from kronos_eval_helpers import HORIZON, LOOKBACK
 from kronos_train.cli import main as cli
-from kronos_train.evaluate import check_forecast_vs_baselines, check_inference
+from kronos_train.checks.trained_model import check_forecast_vs_baselines, check_inference
 
 PRESET = f"""
 data: {{data_path: "{{data}}", lookback_window: {LOOKBACK}, predict_window: {HORIZON}, max_context: 64,

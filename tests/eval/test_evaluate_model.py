@@ -9,8 +9,11 @@ from kronos_eval_helpers import HORIZON, make_run, tiny_config, write_preset
 from kronos_train.cli import main as cli
 from kronos_train.events import read_events, validate_record
 from kronos_train.runfolder import RunFolder
-from kronos_train.evaluate import (EvaluationError, EvaluationRequest, ForecastSettings, check_forecast_vs_baselines,
-                                   check_inference, evaluate, load_run_models, resolve_model_source)
+from kronos_train.checks.trained_model import check_forecast_vs_baselines, check_inference
+from kronos_train.evaluation import EvaluationError
+from kronos_train.evaluation.forecasting import ForecastSettings
+from kronos_train.evaluation.runner import EvaluationRequest, evaluate
+from kronos_train.evaluation.sources import load_run_models, resolve_model_source
 
 
 def run_evaluation(cfg, source, windows=128):

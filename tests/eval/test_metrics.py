@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kronos_train.evaluate import (baseline_metrics, evenly_spaced, horizon_targets, horizon_window_starts,
-                                   model_metrics, training_majority)
+from kronos_train.evaluation.metrics import (baseline_metrics, evenly_spaced, horizon_targets, horizon_window_starts,
+                                             model_metrics, training_majority)
 
 
 def closes_table(*series: list[float]) -> tuple[np.ndarray, np.ndarray]:

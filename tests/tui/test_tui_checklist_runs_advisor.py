@@ -7,7 +7,7 @@ import time
 import yaml
 
 from kronos_train.config import load_preset, to_dict
-from kronos_tui.synthetic import RunSpec, write_run
+from synthetic_runs import RunSpec, write_run
 from screen_text import screen_text
 from tui_helpers import wait_for, wait_text
 

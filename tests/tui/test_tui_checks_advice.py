@@ -9,9 +9,11 @@ from kronos_train.advisor import diagnose, suggested_preset, write_suggested_pre
 from kronos_train.checks import CheckResult
 from kronos_train.checks.run import (check_gpu_utilisation, check_log_fresh, check_loss_falling,
                                      check_model_loads, check_models_saved, check_no_oom,
-                                     check_val_falling, parse_check_output, run_checks, summarize)
+                                     check_val_falling, run_checks)
+from kronos_train.checks.out_of_process import parse_check_output
+from kronos_train.summary import summarize
 from kronos_train.config import KronosConfig, load_preset, load_preset_strict
-from kronos_tui.synthetic import RunSpec, write_run
+from synthetic_runs import RunSpec, write_run
 
 
 def story(losses, vals=(), stage="basemodel", gpu_utils=(), errors=(), t0=1000.0, data_wait=0.02):
@@ -93,7 +95,7 @@ def test_models_missing_is_an_error(tmp_path):
 
 
 def summarize_of(run):
-    from kronos_train.checks.run import summarize_run
+    from kronos_train.summary import summarize_run
 
     return summarize_run(run)
 

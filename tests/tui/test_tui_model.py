@@ -16,7 +16,7 @@ from kronos_tui.follow import RunFollower, View, sample_overview
 from kronos_tui.runstate import RunState
 from kronos_tui.series import (EmaState, ema_debiased, fmt_duration, last_downsample, minmax_downsample, plottable,
                                sparkline)
-from kronos_tui.synthetic import LiveRun, RunSpec, write_run
+from synthetic_runs import LiveRun, RunSpec, write_run
 
 
 # --------------------------------------------------------------------------- series
@@ -284,7 +284,7 @@ def test_the_follower_tells_requested_and_planned_stops_apart(tmp_path):
 
 def test_the_time_budget_left_counts_from_the_attempt_start_while_the_run_lives(tmp_path):
     from kronos_train.config import KronosConfig, to_dict
-    from kronos_tui.synthetic import T0
+    from synthetic_runs import T0
 
     config = to_dict(KronosConfig())
     config["training"]["time_budget_minutes"] = 60

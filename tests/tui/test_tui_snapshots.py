@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from kronos_tui.synthetic import RunSpec, write_run
+from synthetic_runs import RunSpec, write_run
 from tui_helpers import wait_for, wait_text
 
 SIZE = (80, 24)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kronos_tui.synthetic import RunSpec, write_run
+from synthetic_runs import RunSpec, write_run
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
