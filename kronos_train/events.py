@@ -28,7 +28,7 @@ SCHEMA_VERSION = 1
 STAGES = ("tokenizer", "basemodel")
 STAGE_STATUSES = ("completed", "early_stopped", "stopped", "failed", "skipped")
 RUN_STATUSES = ("completed", "stopped", "failed", "aborted")
-ERROR_KINDS = ("oom", "nccl", "data", "config", "worker", "other")
+ERROR_KINDS = ("oom", "nccl", "data", "config", "checkpoint", "hang", "worker", "other")
 REQUEST_KINDS = ("early_stop", "stop", "abort")
 # The ``source`` of a ``stop`` event that no one asked for: training.time_budget_minutes ran out.
 TIME_BUDGET_SOURCE = "time_budget"

@@ -40,7 +40,7 @@ RESUME_SAFE_FIELDS = (
     "training.num_workers", "training.early_stopping.", "distributed.timeout_minutes", "distributed.rdzv_endpoint",
     "distributed.use_ddp", "evaluation.", "model_paths.base_path", "model_paths.base_save_path",
     "model_paths.exp_name", "model_paths.tokenizer_save_name", "model_paths.basemodel_save_name", "device.device_id",
-    "training.time_budget_minutes",
+    "training.time_budget_minutes", "training.hang_timeout_minutes", "checkpoint.",
 )
 PATH_FIELDS = (("data", "data_path"), ("model_paths", "pretrained_tokenizer"), ("model_paths", "pretrained_predictor"),
                ("model_paths", "base_path"), ("model_paths", "base_save_path"), ("model_paths", "finetuned_tokenizer"))

@@ -76,6 +76,13 @@ def oom_remedies(cfg: Any, on_gpu: bool = True) -> list[str]:
     return remedies
 
 
+CHECKPOINT_REMEDIES = ["`kronos-train status RUN` says whether an older kept checkpoint still verifies; "
+                       "`kronos-train resume RUN` falls back to it by itself",
+                       "copy the run folder again from where it came from if it was copied (the checksums in "
+                       "COMMITTED tell a damaged copy)",
+                       "start a new run; the stage's best/ folder is a plain model folder you can start from"]
+
+
 # --------------------------------------------------------------------------- classification
 
 _PEER_PATTERNS = ("connection closed by peer", "connection reset by peer", "broken pipe", "socket closed",
@@ -103,6 +110,8 @@ def classify_exception(exc: BaseException, cfg: Any | None = None) -> Failure:
         return Failure("oom", message, oom_remedies(cfg, on_gpu=False) if cfg is not None else [], traceback=trace)
     if isinstance(exc, (ConfigError,)) or type(exc).__name__ in ("ModelLoadError", "LaunchError", "StageConfigError"):
         return Failure("config", str(exc) or first_line, traceback=trace)
+    if type(exc).__name__ == "CheckpointError":
+        return Failure("checkpoint", str(exc) or first_line, CHECKPOINT_REMEDIES, traceback=trace)
     if type(exc).__name__ == "DataError":
         return Failure("data", str(exc) or first_line, traceback=trace)
     dist_errors = tuple(t for t in (getattr(torch.distributed, "DistError", None),) if t is not None)

@@ -309,11 +309,16 @@ class StageRunner:
                 raise StageConfigError(
                     f"{ckpt.path}: the checkpoint was taken with {key} = {ts.get(key)}, this stage has {now}; "
                     "an exact resume needs the same value (start a new run to change it)")
-        s.optimizer.load_state_dict(ckpt.trainer_state["optimizer"])
-        s.schedule.load_state_dict(ckpt.trainer_state["schedule"])
-        s.scaler.load_state_dict(ckpt.trainer_state["scaler"])
-        self.window.load_state_dict(ckpt.rank_state["window"])
-        self.early.load_state_dict(ts["early_stopping"])
+        try:
+            s.optimizer.load_state_dict(ckpt.trainer_state["optimizer"])
+            s.schedule.load_state_dict(ckpt.trainer_state["schedule"])
+            s.scaler.load_state_dict(ckpt.trainer_state["scaler"])
+            self.window.load_state_dict(ckpt.rank_state["window"])
+            self.early.load_state_dict(ts["early_stopping"])
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as exc:
+            # Verified files that still do not fit this stage: written by something else.
+            raise checkpoint.CheckpointError(f"{ckpt.path}: the trainer state does not fit this stage "
+                                             f"({type(exc).__name__}: {str(exc)[:200]})") from None
         self.progress = Progress(int(ts["step"]), int(ts["epoch"]), int(ts["batch_in_epoch"]),
                                  float(ts.get("elapsed_s", 0.0)))
         self.resumed_from = self.progress.step
@@ -374,7 +379,8 @@ class StageRunner:
         started = time.time()
         path = checkpoint.save_last(self.s.run, self.s.name, self.s.dist, model=self.s.raw_model,
                                     trainer_state=self.trainer_state(), train_state=self.train_state(),
-                                    rank_state={"window": self.window.state_dict()})
+                                    rank_state={"window": self.window.state_dict()},
+                                    keep=self.s.cfg.checkpoint.keep_last)
         self.emit("checkpoint", step=self.progress.step, kind="last", path=str(path), epoch=self.progress.epoch,
                   duration_s=round(time.time() - started, 3))
 
