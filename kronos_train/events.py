@@ -62,6 +62,71 @@ EVENT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 
 GPU_FIELDS = frozenset({"index", "name", "util", "mem_used_mb", "mem_total_mb", "temp_c", "power_w"})
 
+# What readers may rely on, field by field: a record whose required field has another type is
+# dropped (counted as a bad line), an optional field of another type is removed.  null stays
+# allowed where a number is expected (NaN and infinity are written as null).
+NUMBER_FIELDS = frozenset({"t", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "data_wait", "step_time_s",
+                           "mem_gb", "elapsed_s", "val_loss", "best_val_loss", "duration_s"})
+WHOLE_FIELDS = frozenset({"step", "attempt", "epochs", "steps_per_epoch", "total_steps", "world_size", "batch_size",
+                          "global_batch", "accumulation_steps", "resumed_from", "params", "train_windows",
+                          "val_windows", "bad_evals", "patience", "rank", "exit_code", "pid", "nodes", "schema",
+                          "horizon", "windows"})
+TEXT_FIELDS = frozenset({"event", "status", "kind", "message", "level", "path", "best_path", "source", "reason",
+                         "host", "run_id", "preset", "precision", "device", "backend", "config_hash"})
+FLAG_FIELDS = frozenset({"improved", "baseline", "resumed"})
+NEVER_NULL = frozenset({"t", "event", "step"})
+MAX_WHOLE = 2**53
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number a reader can compute with (bool is not one; huge integers are not either)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= MAX_WHOLE
+    return isinstance(value, float)
+
+
+def is_whole(value: Any, low: int = -MAX_WHOLE, high: int = MAX_WHOLE) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _field_ok(key: str, value: Any, required: frozenset[str] = frozenset()) -> bool:
+    if value is None:       # null: a NaN loss, an unknown optional value; never a required text or step
+        return key not in NEVER_NULL and (key not in required or key in NUMBER_FIELDS)
+    if key in NUMBER_FIELDS:
+        return is_number(value) and (key != "t" or math.isfinite(value))
+    if key in WHOLE_FIELDS:
+        return is_whole(value)
+    if key in TEXT_FIELDS:
+        return isinstance(value, str)
+    if key in FLAG_FIELDS:
+        return isinstance(value, bool)
+    if key == "stage":
+        return value in STAGES
+    if key == "parts":
+        return isinstance(value, dict) and all(v is None or is_number(v) for v in value.values())
+    if key in ("remedy", "stages", "models"):
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if key == "gpus":
+        return isinstance(value, list) and all(isinstance(g, dict) for g in value)
+    if key == "metrics":
+        return isinstance(value, dict)
+    return True
+
+
+def clean_record(rec: Any) -> dict[str, Any] | None:
+    """``rec`` with the types readers rely on, or None when it cannot be one (see NUMBER_FIELDS)."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("event"), str):
+        return None
+    required = EVENT_FIELDS.get(rec["event"], (frozenset(), frozenset()))[0] | NEVER_NULL
+    bad = [key for key, value in rec.items() if not _field_ok(key, value, required)]
+    if any(key in required for key in bad):
+        return None
+    for key in bad:
+        del rec[key]
+    return rec
+
 
 # --------------------------------------------------------------------------- encoding
 
@@ -184,7 +249,8 @@ class EventTail:
             except ValueError:
                 self.bad_lines += 1
                 continue
-            if isinstance(rec, dict):
+            rec = clean_record(rec)
+            if rec is not None:
                 out.append(rec)
             else:
                 self.bad_lines += 1

@@ -353,7 +353,8 @@ def resume_problems(run: RunFolder) -> list[str]:
     if not run.has_committed_checkpoint():
         return [f"run {run.run_id} ({state}) has no committed checkpoint to continue from; "
                 f"start it again with `kronos-train run --config {run.preset_name() or 'PRESET'}`"]
-    problems: list[str] = []
+    problems = [f"{line}; remove that stage's checkpoints folder to train it from its beginning, or start a "
+                "new run" for line in run.checkpoint_problems()]
     for stage in STAGES:
         saved = read_json(run.checkpoint_dir(stage, "last") / "train_state.json")
         if not saved:

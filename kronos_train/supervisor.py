@@ -78,6 +78,12 @@ def _tee(pipe: BinaryIO, path: Path, echo: BinaryIO) -> None:
             echo.flush()
 
 
+def next_attempt(run: RunFolder, previous: dict[str, Any]) -> int:
+    """One more than any attempt status.json or events.jsonl knows of (either may be damaged)."""
+    attempts = [previous.get("attempt")] + [r.get("attempt") for r in read_events(run.events_path)]
+    return max((a for a in attempts if isinstance(a, int) and a >= 0), default=-1) + 1
+
+
 class Supervisor:
     def __init__(self, run: RunFolder, resume: bool, foreground: bool):
         self.run = run
@@ -85,7 +91,7 @@ class Supervisor:
         self.foreground = foreground
         self.cfg = load_run_config(run)
         previous = run.read_status()
-        self.attempt = int(previous.get("attempt", -1)) + 1 if resume else 0
+        self.attempt = next_attempt(run, previous) if resume else 0
         self.started = time.time()
         self.events = EventWriter(run.events_path)
         self.proc: subprocess.Popen | None = None
@@ -117,7 +123,8 @@ class Supervisor:
                 pass
 
     def abort_requested(self) -> bool:
-        return self.signalled is not None or self.run.pending_request("abort") is not None
+        request = self.run.pending_request("abort")
+        return self.signalled is not None or (request is not None and not request.get("invalid"))
 
     def stage_records(self, stage: str) -> list[dict[str, Any]]:
         return [r for r in read_events(self.run.events_path) if r.get("stage") == stage]

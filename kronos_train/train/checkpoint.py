@@ -35,14 +35,13 @@ import torch
 from ..model import save_pretrained
 from ..runfolder import COMMIT_MARKER, RunFolder
 from .commit import (CheckpointError, aside_dir, aside_path, commit_dir, kept_folders, marker_step, newest_verified,
-                     recover)
+                     recover, refuse_old_format)
 from .distributed import DistEnv
 from .statefile import load_state, save_state
 
 TRAIN_STATE = "train_state.json"
 TRAINER_STATE = "trainer_state"
 MODEL_FILES = ("config.json", "model.safetensors", "README.md")
-OLD_FORMAT_FILES = ("trainer_state.pt", "rank_state_0.pt")
 MAX_TRAIN_STATE_BYTES = 16 * 1024 * 1024
 
 
@@ -114,16 +113,6 @@ def recover_stage(run: RunFolder, stage: str) -> None:
     if parent.is_dir():
         recover(parent, "last")
         recover(parent, "best")
-
-
-def refuse_old_format(folder: Path) -> None:
-    """Checkpoints of earlier versions hold pickles, which can run code when loaded."""
-    old = [name for name in OLD_FORMAT_FILES if (folder / name).exists()]
-    if old:
-        raise CheckpointError(
-            f"{folder} holds {', '.join(old)}: the pickle format of earlier kronos-tui versions, which can run "
-            "code when loaded, so it is not loaded. Start a new run; to keep the trained weights, point "
-            f"model_paths.pretrained_* at {folder.parent / 'best'} (a plain safetensors model folder)")
 
 
 def settle_on_verified(run: RunFolder, stage: str) -> list[str]:

@@ -191,6 +191,33 @@ def verify(folder: Path) -> list[str]:
             if (problem := _file_problem(folder, name, entry)) is not None]
 
 
+OLD_FORMAT_FILES = ("trainer_state.pt", "rank_state_0.pt")
+
+
+def refuse_old_format(folder: Path) -> None:
+    """Checkpoints of earlier versions hold pickles, which can run code when loaded."""
+    old = [name for name in OLD_FORMAT_FILES if (folder / name).exists()]
+    if old:
+        raise CheckpointError(
+            f"{folder} holds {', '.join(old)}: the pickle format of earlier kronos-tui versions, which can run "
+            "code when loaded, so it is not loaded. Start a new run; to keep the trained weights, point "
+            f"model_paths.pretrained_* at {folder.parent / 'best'} (a plain safetensors model folder)")
+
+
+def stage_checkpoint_problems(parent: Path, cached: bool = True) -> list[str]:
+    """Why the ``last/`` checkpoints under ``parent`` cannot be resumed from (empty when one
+    verifies, or when nothing was committed at all)."""
+    final = parent / "last"
+    if not (final / COMMIT_MARKER).is_file() and not kept_folders(parent, "last"):
+        return []
+    try:
+        refuse_old_format(final)
+    except CheckpointError as exc:
+        return [str(exc)]
+    chosen, problems = newest_verified(parent, "last", cached=cached)
+    return [] if chosen is not None else problems
+
+
 _VERIFIED: dict[tuple, list[str]] = {}
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..events import ERROR_KINDS, STAGES, is_number, is_whole
 from ..runfolder import RunFolder, read_json, write_json_atomic
 
 # Kinds whose failure is usually a consequence of another rank's death.
@@ -180,14 +181,33 @@ def write_failure(run: RunFolder, failure: Failure) -> Path:
     return path
 
 
+def failure_from_json(data: dict[str, Any] | None) -> Failure | None:
+    """A Failure from a failures/ file, fields of the wrong type left at their defaults;
+    None when it has no usable kind and message."""
+    if not data or not isinstance(data.get("kind"), str) or not isinstance(data.get("message"), str):
+        return None
+    failure = Failure(data["kind"][:40], data["message"][:4000])
+    remedy = data.get("remedy")
+    if isinstance(remedy, list) and all(isinstance(r, str) for r in remedy):
+        failure.remedy = remedy[:20]
+    for name in ("rank", "exit_code", "attempt"):
+        if is_whole(data.get(name)):
+            setattr(failure, name, data[name])
+    if data.get("stage") in STAGES:
+        failure.stage = data["stage"]
+    if is_number(data.get("t")):
+        failure.t = float(data["t"])
+    if isinstance(data.get("traceback"), str):
+        failure.traceback = data["traceback"][-4000:]
+    if failure.kind not in ERROR_KINDS and failure.kind not in SECONDARY_KINDS:
+        failure.kind = "other"
+    return failure
+
+
 def read_failures(run: RunFolder, stage: str, attempt: int) -> list[Failure]:
-    out = []
-    for path in sorted(failures_dir(run).glob(f"{stage}.attempt{attempt}.rank*.json")):
-        data = read_json(path)
-        if data:
-            known = {k: v for k, v in data.items() if k in Failure.__dataclass_fields__}
-            out.append(Failure(**known))
-    return out
+    found = (failure_from_json(read_json(path))
+             for path in sorted(failures_dir(run).glob(f"{stage}.attempt{attempt}.rank*.json")))
+    return [f for f in found if f is not None]
 
 
 def root_cause(failures: list[Failure]) -> Failure | None:

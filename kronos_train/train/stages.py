@@ -219,6 +219,9 @@ def run_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist: 
     try:
         prepared = load_data(cfg, run, dist)
         ckpt = checkpoint.load_last(run, name, dist)
+        for note in ckpt.notes if ckpt is not None else []:
+            writer.emit("log", level="warning", message=note)
+            print(f"[{name}] {note}", flush=True)
         stage = build_stage(run, cfg, name, attempt, dist, prepared, ckpt, writer, deadline)
         status = StageRunner(stage).run(ckpt)
         if dist.is_main and status in ("completed", "early_stopped"):

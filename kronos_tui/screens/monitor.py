@@ -155,7 +155,8 @@ class MonitorScreen(KronosScreen):
         text = Text()
         state_word = {"running": "▶ running", "stopping": "■ stopping", "completed": "✓ completed",
                       "stopped": "■ stopped (resumable)", "failed": "✗ failed", "aborted": "✗ aborted",
-                      "interrupted": "! interrupted", "pending": "· pending"}.get(snap.state, snap.state)
+                      "interrupted": "! interrupted", "pending": "· pending",
+                      "unknown": "? status.json damaged"}.get(snap.state, str(snap.state))
         text.append(f"{snap.run_id} ", style="bold")
         text.append(f"· {snap.preset} · ")
         text.append(state_word, style="bold")

@@ -170,7 +170,8 @@ def diff_text(diffs: list[tuple[str, Any, Any]], limit: int = 2) -> str:
 
 
 STATE_WORD = {"running": "▶ running", "stopping": "■ stopping", "completed": "✓ done", "stopped": "■ stopped",
-              "failed": "✗ failed", "aborted": "✗ aborted", "interrupted": "! interrupted", "pending": "· pending"}
+              "failed": "✗ failed", "aborted": "✗ aborted", "interrupted": "! interrupted", "pending": "· pending",
+              "unknown": "? status.json damaged"}
 
 
 class RunsScreen(KronosScreen):
