@@ -505,6 +505,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigProblem("<file>", str(path), f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem("<file>", str(path), f"is not UTF-8 text (byte {exc.start}: "
+                                         f"{exc.object[exc.start:exc.start + 1]!r}); a preset is a YAML text file",
+                                         source=str(path))]) from None
     return parse_yaml(text, source=str(path))
 
 

@@ -294,16 +294,28 @@ def start_supervisor(run: RunFolder, resume: bool = False) -> int:
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
     deadline = time.monotonic() + SUPERVISOR_START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if run.is_alive():
+        if run.is_alive() and lock_holder(run) == proc.pid:
             return proc.pid
         if proc.poll() is not None:
             break
         time.sleep(0.05)
-    if proc.poll() is None and run.is_alive():
+    if proc.poll() is None and run.is_alive() and lock_holder(run) == proc.pid:
         return proc.pid
+    if proc.poll() == 2 and run.is_alive():      # another supervisor took the lock first
+        raise LaunchError([f"run {run.run_id} is already running (supervisor pid {lock_holder(run)}); "
+                           "nothing else was started"])
     tail = _tail(run.stderr_path)
     raise LaunchError([f"the run supervisor did not start (exit code {proc.poll()}); {run.stderr_path} says:"]
                       + [f"  {line}" for line in tail])
+
+
+def lock_holder(run: RunFolder) -> int | None:
+    """The pid the live supervisor wrote into its lock file (take_lock), if readable."""
+    try:
+        text = run.lock_path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def _tail(path: Path, lines: int = 8) -> list[str]:

@@ -218,6 +218,9 @@ class RunFolder:
     def read_status(self) -> dict[str, Any]:
         """status.json with every field type-checked (``clean_status``); ``damaged`` lists
         what was wrong, including an unreadable file."""
+        if self.status_path.is_symlink():
+            return {"run_id": self.run_id, "state": "pending", "stages": {},
+                    "damaged": [f"{self.status_path} is a symbolic link: not read"]}
         raw = read_json(self.status_path)
         if raw is None:
             damaged = [f"{self.status_path} is not a readable JSON object"] if self.status_path.exists() else []
@@ -242,10 +245,10 @@ class RunFolder:
     def is_alive(self) -> bool:
         """True while a supervisor holds the lock.  A flock dies with its process,
         so this never mistakes a recycled pid for a live run."""
-        if not self.lock_path.exists():
-            return False
+        if not self.lock_path.exists() or self.lock_path.is_symlink():
+            return False                  # a link may point at a lock someone else holds
         try:
-            fd = os.open(self.lock_path, os.O_RDONLY)
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             return False
         try:
@@ -337,16 +340,44 @@ class RunFolder:
             pass
 
     def signal_group(self, sig: int) -> bool:
-        """Signal the supervisor's process group (torchrun and its workers)."""
+        """Signal the supervisor's process group (torchrun and its workers), but only when
+        that group's leader carries the run's token: status.json may be stale, copied or
+        crafted, and a recycled pid may belong to anyone."""
         status = self.read_status()
-        pgid = status.get("pgid")
-        if not pgid or not self.is_alive():
+        pgid, token = status.get("pgid"), status.get("token")
+        if not pgid or not token or not self.is_alive() or not process_has_token(pgid, token):
             return False
         try:
             os.killpg(int(pgid), sig)
             return True
         except (ProcessLookupError, PermissionError):
             return False
+
+
+RUN_TOKEN_ENV = "KRONOS_RUN_TOKEN"
+
+
+class RunFolderError(OSError):
+    """The run folder itself is unusable (a control file is a link, say)."""
+
+
+def process_has_token(pid: int, token: str) -> bool:
+    """True when process ``pid`` was started with ``KRONOS_RUN_TOKEN=<token>`` (Linux /proc)."""
+    try:
+        with open(f"/proc/{int(pid)}/environ", "rb") as fh:
+            environ = fh.read().split(b"\0")
+    except (OSError, ValueError, OverflowError):
+        return False
+    return f"{RUN_TOKEN_ENV}={token}".encode() in environ
+
+
+def refuse_symlink(path: Path) -> None:
+    """Lock and status files are ours, never links elsewhere (a link could point at a file
+    another program locks, or one we must not overwrite)."""
+    if path.is_symlink():
+        raise RunFolderError(f"{path} is a symbolic link; a run's control files are never links. "
+                             "Remove it (the run folder may have been tampered with)")
+
 
 
 def list_runs(logs_dir: Path | None = None) -> list[RunFolder]:
@@ -362,6 +393,8 @@ def list_runs(logs_dir: Path | None = None) -> list[RunFolder]:
 def find_run(ref: str, logs_dir: Path | None = None) -> RunFolder:
     """A run by folder path, exact id, unique id prefix or ``last``."""
     logs_dir = logs_dir or logs_dir_from_env()
+    if not ref.strip() or ref.strip() in ("-", ".", "/"):
+        raise LookupError(f"{ref!r} names no run: give a run id, a unique prefix, a run folder or 'last'")
     path = Path(ref).expanduser()
     if path.is_dir() and ((path / "config.yaml").exists() or (path / "status.json").exists()):
         return RunFolder(path)

@@ -25,6 +25,7 @@ import argparse
 import ctypes
 import fcntl
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -38,7 +39,7 @@ from typing import Any, BinaryIO
 from .config import config_hash, world_size
 from .events import SCHEMA_VERSION, STAGES, TIME_BUDGET_SOURCE, EventWriter, read_events
 from .launch import LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason
-from .runfolder import RunFolder
+from .runfolder import RUN_TOKEN_ENV, RunFolder, RunFolderError, refuse_symlink
 from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, read_failures, root_cause,
                              torchrun_root_cause)
 
@@ -56,8 +57,11 @@ def set_parent_death_signal(sig: int) -> None:
 
 
 def take_lock(run: RunFolder) -> int | None:
-    """The exclusive flock that says 'a supervisor lives'; None when another holds it."""
-    fd = os.open(run.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    """The exclusive flock that says 'a supervisor lives'; None when another holds it.
+    RunFolderError when the lock or status file is a symbolic link."""
+    refuse_symlink(run.lock_path)
+    refuse_symlink(run.status_path)
+    fd = os.open(run.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -68,14 +72,20 @@ def take_lock(run: RunFolder) -> int | None:
     return fd
 
 
-def _tee(pipe: BinaryIO, path: Path, echo: BinaryIO) -> None:
-    """Foreground mode: a stage's output goes to the run's file and the terminal."""
+def _tee(pipe: BinaryIO, path: Path, echo: BinaryIO, mute: threading.Event) -> None:
+    """Foreground mode: a stage's output goes to the run's file and the terminal; once the
+    user has asked to end the run (``mute``), torchrun's teardown tracebacks go to the file only."""
     with open(path, "ab") as out:
         for line in iter(pipe.readline, b""):
             out.write(line)
             out.flush()
-            echo.write(line)
-            echo.flush()
+            if mute.is_set():
+                continue
+            try:
+                echo.write(line)
+                echo.flush()
+            except (BrokenPipeError, ValueError):    # the terminal went away: the file has it all
+                mute.set()
 
 
 def next_attempt(run: RunFolder, previous: dict[str, Any]) -> int:
@@ -101,6 +111,8 @@ class Supervisor:
         # Each attempt gets the whole budget: a resume is typically the next session.
         self.deadline = self.started + 60 * budget if budget > 0 else None
         self.budget_reached = False
+        self.mute_echo = threading.Event()
+        self.token = secrets.token_hex(16)   # proves to `stop --abort` that a process group is this run's
 
     # ------------------------------------------------------------ helpers
     def say(self, text: str) -> None:
@@ -116,6 +128,7 @@ class Supervisor:
     def on_signal(self, signum: int, _frame: Any) -> None:
         """SIGTERM/SIGINT: abort the run, stopping the stage's process group first."""
         self.signalled = signum
+        self.mute_echo.set()
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -152,6 +165,7 @@ class Supervisor:
 
     def worker_env(self) -> dict[str, str]:
         env = child_env()
+        env[RUN_TOKEN_ENV] = self.token
         if "OMP_NUM_THREADS" not in env and not self.cfg.device.use_cuda:
             # CPU workers share the cores; torchrun would otherwise pin each to one thread.
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.cfg.distributed.num_gpus))
@@ -168,7 +182,7 @@ class Supervisor:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **common)
         for pipe, path, echo in ((proc.stdout, self.run.stdout_path, sys.stdout.buffer),
                                  (proc.stderr, self.run.stderr_path, sys.stderr.buffer)):
-            threading.Thread(target=_tee, args=(pipe, path, echo), daemon=True).start()
+            threading.Thread(target=_tee, args=(pipe, path, echo, self.mute_echo), daemon=True).start()
         return proc
 
     # ------------------------------------------------------------ one stage
@@ -289,7 +303,7 @@ class Supervisor:
             for kind in ("early_stop", "stop", "abort"):
                 self.run.clear_request(kind)
         status = self.run.read_status()
-        self.status(run_id=self.run.run_id, preset=self.run.preset_name(), state="running", pid=os.getpid(),
+        self.status(run_id=self.run.run_id, preset=self.run.preset_name(), state="running", pid=os.getpid(), token=self.token,
                     pgid=None, host=socket.gethostname(), attempt=self.attempt, world_size=world_size(self.cfg),
                     started_at=status.get("started_at") or self.started, exit_code=None, message="",
                     stages=self.stages)
@@ -327,7 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     if not run.config_path.is_file():
         print(f"{run.path} is not a run folder (no config.yaml)", file=sys.stderr)
         return 2
-    lock = take_lock(run)
+    try:
+        lock = take_lock(run)
+    except RunFolderError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     if lock is None:
         print(f"run {run.run_id} already has a live supervisor", file=sys.stderr)
         return 2
