@@ -160,6 +160,10 @@ def make_record(event: str, **fields: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- writing
 
+# The ``log`` record a writer adds when it finds its file deleted or replaced (docs/events.md).
+REOPENED_MESSAGE = ("events.jsonl was deleted or replaced while the run wrote it; this writer continues in a new "
+                    "file (records before this line are in the old file, if it still exists)")
+
 class EventWriter:
     """Appends records, one ``write`` per line, so a kill never leaves a half line
     in the middle of the file (at worst a torn last line, which readers skip)."""
@@ -167,12 +171,33 @@ class EventWriter:
     def __init__(self, path: str | os.PathLike, defaults: dict[str, Any] | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = -1
+        self._open()
         self.defaults = dict(defaults or {})
 
+    def _open(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _still_ours(self) -> bool:
+        """Whether ``path`` is still the file this writer appends to (not deleted or replaced)."""
+        try:
+            here, ours = os.stat(self.path), os.fstat(self._fd)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (ours.st_dev, ours.st_ino)
+
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append one record.  Checked after the write, so a record that went into a deleted
+        or replaced file is written again into the new one: nothing is lost from then on."""
         record = make_record(event, **{**self.defaults, **fields})
-        os.write(self._fd, encode(record))
+        line = encode(record)
+        os.write(self._fd, line)
+        if not self._still_ours():
+            self._open()
+            note = make_record("log", **{**self.defaults, "level": "warning", "message": REOPENED_MESSAGE})
+            os.write(self._fd, encode(note) + line)
         return record
 
     def close(self) -> None:

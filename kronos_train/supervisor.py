@@ -40,11 +40,13 @@ from .config import config_hash, world_size
 from .events import SCHEMA_VERSION, STAGES, TIME_BUDGET_SOURCE, EventWriter, read_events
 from .launch import LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason
 from .runfolder import RUN_TOKEN_ENV, RunFolder, RunFolderError, refuse_symlink
-from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, read_failures, root_cause,
+from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, hang_failure, read_failures, root_cause,
                              torchrun_root_cause)
+from .train.outcome import finished_attempts, hang_timeout_s, last_progress, read_result
 
 EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 3, "aborted": 4}
 FINISHED = ("completed", "early_stopped")
+WATCH_EVERY_S = 1.0                 # how often the hang watchdog looks at the progress files
 
 
 def set_parent_death_signal(sig: int) -> None:
@@ -112,6 +114,8 @@ class Supervisor:
         self.deadline = self.started + 60 * budget if budget > 0 else None
         self.budget_reached = False
         self.mute_echo = threading.Event()
+        self.hang: Failure | None = None            # set by the watchdog while a stage runs
+        self.last_result: dict[str, Any] | None = None
         self.token = secrets.token_hex(16)   # proves to `stop --abort` that a process group is this run's
 
     # ------------------------------------------------------------ helpers
@@ -143,9 +147,13 @@ class Supervisor:
         return [r for r in read_events(self.run.events_path) if r.get("stage") == stage]
 
     def finished_earlier(self, stage: str) -> bool:
-        """A resume skips the stages an earlier attempt completed or early-stopped."""
-        return self.resume and any(r.get("event") == "stage_end" and r.get("status") in FINISHED
-                                   and r.get("attempt", 0) < self.attempt for r in self.stage_records(stage))
+        """A resume skips the stages an earlier attempt completed or early-stopped, by the
+        stages' own result files (events.jsonl of runs from before result files as well)."""
+        if not self.resume:
+            return False
+        return bool(finished_attempts(self.run, stage, self.attempt)) or any(
+            r.get("event") == "stage_end" and r.get("status") in FINISHED and r.get("attempt", 0) < self.attempt
+            for r in self.stage_records(stage))
 
     # ------------------------------------------------------------ torchrun
     def torchrun_command(self, stage: str) -> list[str]:
@@ -192,13 +200,17 @@ class Supervisor:
         self.set_stage_status(stage, status="running")
         self.proc = self.start_torchrun(stage)
         self.status(stage=stage, pgid=self.proc.pid)
-        exit_code = self.proc.wait()
+        self.hang = None
+        exit_code = self.wait_watching(stage)
         self.proc = None
         self.status(pgid=None)
-        records = [r for r in self.stage_records(stage) if r.get("attempt") == self.attempt]
-        started = any(r.get("event") == "stage_start" for r in records)
-        end = next((r for r in reversed(records) if r.get("event") == "stage_end"), None)
-        if end is not None:                             # the trainer told the story itself
+        started = (last_progress(self.run, stage, self.attempt)[0] is not None
+                   or any(r.get("event") == "stage_start" and r.get("attempt") == self.attempt
+                          for r in self.stage_records(stage)))
+        if self.hang is not None:
+            return self.record_failure(stage, self.hang, started)
+        self.last_result = end = read_result(self.run, stage, self.attempt)
+        if end is not None:                             # the stage reported its own ending
             self.set_stage_status(stage, status=end["status"], best_val_loss=end.get("best_val_loss"),
                                   step=end.get("step"))
             if end["status"] == "stopped" and self.abort_requested():
@@ -210,7 +222,38 @@ class Supervisor:
                                  message="aborted on request; the last committed checkpoint stays loadable")
             self.set_stage_status(stage, status="stopped")
             return "aborted"
-        failure = self.diagnose(stage, exit_code, stderr_offset)
+        return self.record_failure(stage, self.diagnose(stage, exit_code, stderr_offset), started)
+
+    def wait_watching(self, stage: str) -> int:
+        """torchrun's exit code.  Meanwhile the hang watchdog: once the stage reported progress,
+        no rank reporting any for the hang timeout ends the stage's processes (SIGKILL: a stopped
+        or stuck process handles nothing else; the committed checkpoint stays loadable)."""
+        assert self.proc is not None
+        while True:
+            try:
+                return self.proc.wait(timeout=WATCH_EVERY_S)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.hang is not None:
+                continue                            # already ended: wait for torchrun to go
+            self.hang = self.hang_seen(stage)
+            if self.hang is not None:
+                self.say(f"{stage}: {self.hang.message}")
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def hang_seen(self, stage: str) -> Failure | None:
+        last, slowest = last_progress(self.run, stage, self.attempt)
+        if last is None:
+            return None
+        limit = hang_timeout_s(self.cfg.training.hang_timeout_minutes, slowest)
+        silence = time.time() - last
+        return hang_failure(self.run, silence, limit) if silence > limit else None
+
+    def record_failure(self, stage: str, failure: Failure, started: bool) -> str:
+        """The error event, the stage_end (when the stage had started) and status.json of a failed stage."""
         self.events.emit("error", stage=stage, attempt=self.attempt, **failure.event_fields())
         self.say(f"{stage} failed: {failure.message}")
         for line in failure.remedy:
@@ -277,8 +320,7 @@ class Supervisor:
                 self.budget_reached = True
                 return "stopped"
             outcome = self.run_stage(stage)
-            if outcome == "stopped" and any(r.get("event") == "stop" and r.get("source") == TIME_BUDGET_SOURCE
-                                            and r.get("attempt") == self.attempt for r in self.stage_records(stage)):
+            if outcome == "stopped" and (self.last_result or {}).get("source") == TIME_BUDGET_SOURCE:
                 self.budget_reached = True
             self.clear_early_stop_after(stage)
             if outcome not in FINISHED:

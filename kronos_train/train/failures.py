@@ -155,6 +155,20 @@ def classify_exit(exit_code: int, rank: int | None = None) -> Failure:
                    rank=rank, exit_code=exit_code)
 
 
+def hang_failure(run: RunFolder, silence_s: float, limit_s: float) -> Failure:
+    """No rank reported progress for longer than the hang timeout (the supervisor's watchdog)."""
+    return Failure("hang", f"no rank made progress for {silence_s / 60:.1f} min (hang timeout {limit_s / 60:.1f} min): "
+                   "the stage's processes were ended; its last committed checkpoint stays loadable",
+                   [f"resume with `kronos-train resume {run.run_id}`: it continues from the last committed "
+                    "checkpoint",
+                    "a stopped or traced process (SIGSTOP, Ctrl-Z, a debugger) or a swapping machine stalls "
+                    "every rank: look for state T or D in `ps -o stat,pid,cmd`",
+                    "on GPUs: check nvidia-smi for a stuck device; rerun with NCCL_DEBUG=INFO to see which "
+                    "rank stalled",
+                    "if steps really take this long (huge validation set, slow shared disk), raise "
+                    "training.hang_timeout_minutes"])
+
+
 _ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(?P<rank>\d+).*?exitcode\s*:\s*(?P<code>-?\d+)", re.S)
 
 

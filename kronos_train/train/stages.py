@@ -36,6 +36,7 @@ from . import checkpoint
 from .distributed import DistEnv, init_distributed, shutdown_distributed
 from .failures import classify_exception, write_failure
 from .gpu_sampler import GpuSampler
+from .outcome import write_result
 from .loop import Stage, StageConfigError, StageRunner, optimizer_steps_per_epoch
 from .schedules import LRSchedule
 
@@ -223,10 +224,13 @@ def run_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist: 
             writer.emit("log", level="warning", message=note)
             print(f"[{name}] {note}", flush=True)
         stage = build_stage(run, cfg, name, attempt, dist, prepared, ckpt, writer, deadline)
-        status = StageRunner(stage).run(ckpt)
+        runner = StageRunner(stage)
+        status = runner.run(ckpt)
         if dist.is_main and status in ("completed", "early_stopped"):
             export_official(cfg, run, name)
         dist.barrier()
+        if dist.is_main:                 # the supervisor decides from this, not from events.jsonl
+            write_result(run, name, attempt, runner.outcome)
         return status
     finally:
         if sampler is not None:
