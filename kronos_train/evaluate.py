@@ -448,7 +448,7 @@ def cross_entropy(tokenizer: Any, predictor: Any, windows: Any, idx: np.ndarray,
     device = next(predictor.parameters()).device
     generator = torch.Generator(device=device).manual_seed(int(seed))
     totals = np.zeros(3)
-    tokenizer.eval(), predictor.eval()
+    tokenizer.train(False), predictor.train(False)
     with torch.no_grad():
         for lo in range(0, len(idx), batch_size):
             chunk = idx[lo:lo + batch_size]
@@ -573,7 +573,7 @@ def format_duration(seconds: float) -> str:
 
 # --------------------------------------------------------------------------- outputs
 
-def write_eval(run_dir: Path, result: dict[str, Any], path: Path | None = None) -> Path:
+def write_evaluation(run_dir: Path, result: dict[str, Any], path: Path | None = None) -> Path:
     """``eval.json`` (atomic) and an ``eval`` event in the run's events.jsonl."""
     from .events import EventWriter
     from .runfolder import write_json_atomic
@@ -703,4 +703,4 @@ __all__ = ["BASELINE_NAMES", "EvaluationError", "EvaluationRequest", "ForecastSe
            "cross_entropy", "direction_accuracy", "evaluate", "evenly_spaced", "forecast_close", "forecast_windows",
            "format_table", "horizon_targets", "horizon_window_starts", "load_models", "load_run_models",
            "load_run_config", "mae", "model_metrics", "pretrained_source", "resolve_model_source", "score",
-           "split_rows", "training_majority", "write_eval", "write_eval_file"]
+           "split_rows", "training_majority", "write_evaluation", "write_eval_file"]

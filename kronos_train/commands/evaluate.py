@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..evaluate import (EvaluationError, EvaluationRequest, ForecastSettings, evaluate, format_table, load_run_config,
-                        print_err, resolve_model_source, write_eval, write_eval_file)
+                        print_err, resolve_model_source, write_evaluation, write_eval_file)
 from ..runfolder import data_cache_dir
 
 
@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     written = None
     if run_dir is not None:
-        written = write_eval(run_dir, result, args.out)
+        written = write_evaluation(run_dir, result, args.out)
     elif args.out:
         written = write_eval_file(args.out, result)
     if args.json:

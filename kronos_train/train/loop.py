@@ -250,7 +250,7 @@ def validate(s: Stage, beat: Callable[[], None] = lambda: None) -> float:
     predictor's sampled s1, a generator seeded the same way every pass: the
     validation loss is a deterministic function of the weights.
     """
-    s.raw_model.eval()
+    s.raw_model.train(False)
     generator = torch.Generator(device=s.dist.device)
     generator.manual_seed(s.cfg.training.seed * 1000 + 17 + s.dist.rank)
     totals = torch.zeros(2, dtype=torch.float64, device=s.dist.device)

@@ -165,7 +165,7 @@ def build_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist
     else:
         tokenizer_path = tokenizer_for_basemodel(cfg, run, ckpt)
         extra["tokenizer_path"] = str(tokenizer_path)
-        tokenizer = load_tokenizer(tokenizer_path, device=dist.device).eval().requires_grad_(False)
+        tokenizer = load_tokenizer(tokenizer_path, device=dist.device).train(False).requires_grad_(False)
         model = load_predictor(ckpt.path) if ckpt else initial_predictor(cfg)
         errors = [str(p) for p in check_pair(tokenizer, model, cfg.data.max_context) if p.level == "error"]
         if errors:
