@@ -219,12 +219,14 @@ class RunFolder:
         """status.json with every field type-checked (``clean_status``); ``damaged`` lists
         what was wrong, including an unreadable file."""
         if self.status_path.is_symlink():
-            return {"run_id": self.run_id, "state": "pending", "stages": {},
-                    "damaged": [f"{self.status_path} is a symbolic link: not read"]}
+            return {"run_id": self.run_id, "stages": {},
+                    "damaged": [f"state: {self.status_path} is a symbolic link: not read"]}
         raw = read_json(self.status_path)
         if raw is None:
-            damaged = [f"{self.status_path} is not a readable JSON object"] if self.status_path.exists() else []
-            return {"run_id": self.run_id, "state": "pending", "stages": {}, "damaged": damaged}
+            if not self.status_path.exists():
+                return {"run_id": self.run_id, "state": "pending", "stages": {}, "damaged": []}
+            return {"run_id": self.run_id, "stages": {},
+                    "damaged": [f"state: {self.status_path} is not a readable JSON object"]}
         return clean_status(raw)
 
     def write_status(self, **changes: Any) -> dict[str, Any]:
@@ -267,7 +269,7 @@ class RunFolder:
         committed checkpoint)."""
         status = self.read_status()
         state = status.get("state")
-        if state is None and status["damaged"] and self.status_path.exists():
+        if state is None and any(line.startswith("state:") for line in status["damaged"]):
             return "running" if self.is_alive() else "unknown"     # the file is damaged: say so
         state = state or "pending"
         if state in ("running", "stopping", "pending") and not self.is_alive():
