@@ -16,6 +16,10 @@ that group) stops the training processes while the supervisor survives to
 record ``aborted``.  torchrun dies with the supervisor (parent-death signal)
 and the workers die with torchrun, so a killed supervisor leaves no orphans.
 
+A stage's outcome is what its rank 0 wrote to ``results/`` (see train/outcome.py) with
+torchrun's exit code, never parsed from events.jsonl; while it runs, a hang watchdog
+ends it when no rank reports progress for the hang timeout (error kind ``hang``).
+
 Exit codes: 0 completed, 1 failed, 2 not started (lock held / bad run
 folder), 3 stopped (resumable), 4 aborted.
 """
