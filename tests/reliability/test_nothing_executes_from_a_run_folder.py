@@ -92,7 +92,8 @@ def test_a_crafted_state_file_is_refused_with_its_name(tmp_path):
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00" * 64, b"not json", b'{"format": 2}', b"[1, 2]",
-                                     b'{"format": 1, "tree": {"__ndarray__": "t0", "dtype": "object", "shape": [1]}}'])
+                                     b'{"format": 1, "tree": {"__ndarray__": "t0", "dtype": "object", "shape": [1]}}'],
+                         ids=["empty", "zeros", "not-json", "format-2", "a-list", "object-array"])
 def test_garbage_state_files_raise_checkpoint_error_naming_the_file(tmp_path, content):
     statefile.save_state({"a": torch.zeros(2)}, tmp_path, "rank_state_0")
     (tmp_path / "rank_state_0.json").write_bytes(content)
