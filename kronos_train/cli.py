@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = ("presets", "check", "run", "status", "stop", "resume", "slurm", "evaluate", "predict", "export")
@@ -42,7 +43,39 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _PipeTolerantStdout:
+    """stdout that survives its reader going away (`kronos-train run ... | head -1`): the
+    command carries on (a launch is never left half done) and further output is dropped."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+    def _drop_output(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop_output()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop_output()
+            self._stream.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
+    if not isinstance(sys.stdout, _PipeTolerantStdout) and hasattr(sys.stdout, "fileno"):
+        sys.stdout = _PipeTolerantStdout(sys.stdout)
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(chosen if chosen in COMMANDS else None)

@@ -102,6 +102,7 @@ class TrainingConfig:
     val_windows: int = 0               # 0 = every validation window
     checkpoint_every_steps: int = 0    # 0 = at epoch ends and stop requests only
     time_budget_minutes: float = 0.0   # 0 = none; else stop (resumable) once an attempt has run this long
+    hang_timeout_minutes: float = 0.0  # 0 = automatic (see docs/reliability.md); no rank progressing this long = hang
 
 
 @dataclass
@@ -180,6 +181,11 @@ class TrackingConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    keep_last: int = 2              # committed last/ checkpoints kept per stage: a resume falls back to the newest that verifies
+
+
+@dataclass
 class KronosConfig:
     extends: str = ""
     data: DataConfig = field(default_factory=DataConfig)
@@ -191,6 +197,7 @@ class KronosConfig:
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
 # --------------------------------------------------------------------------- problems
@@ -228,6 +235,11 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+# Whole numbers beyond this are typos (1e23 epochs); they would overflow torch's int64 later.
+MAX_WHOLE_NUMBER = 2**53
+MAX_EPOCHS = 1_000_000
+
+
 def _coerce(value: Any, typ: Any, path: str, problems: list[ConfigProblem]) -> Any:
     """Check one scalar against its declared type; YAML's own types mostly fit."""
     if typ is bool:
@@ -236,10 +248,14 @@ def _coerce(value: Any, typ: Any, path: str, problems: list[ConfigProblem]) -> A
         problems.append(ConfigProblem(path, value, "expected true or false"))
         return None
     if typ is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
             problems.append(ConfigProblem(path, value, "expected a whole number"))
+            return None
+        if abs(value) > MAX_WHOLE_NUMBER:
+            problems.append(ConfigProblem(path, value, f"is too large: whole numbers here are at most "
+                                          f"{MAX_WHOLE_NUMBER:,} (did an exponent slip in?)"))
             return None
         return value
     if typ is float:
@@ -374,6 +390,13 @@ def validate(cfg: KronosConfig) -> list[ConfigProblem]:
     for name in ("tokenizer_epochs", "basemodel_epochs", "batch_size", "accumulation_steps", "log_interval"):
         value = getattr(t, name)
         _check(p, value >= 1, f"training.{name}", value, "must be at least 1")
+    for name in ("tokenizer_epochs", "basemodel_epochs"):
+        value = getattr(t, name)
+        _check(p, value <= MAX_EPOCHS, f"training.{name}", value, f"must be at most {MAX_EPOCHS:,}")
+    _check(p, t.hang_timeout_minutes >= 0, "training.hang_timeout_minutes", t.hang_timeout_minutes,
+           "must be 0 (automatic, from the measured step time) or positive")
+    _check(p, 1 <= cfg.checkpoint.keep_last <= 100, "checkpoint.keep_last", cfg.checkpoint.keep_last,
+           "must lie between 1 (only the newest) and 100")
     _check(p, t.num_workers >= 0, "training.num_workers", t.num_workers, "must be 0 or more (the guide: half the CPU cores)")
     for name in ("tokenizer_learning_rate", "predictor_learning_rate"):
         value = getattr(t, name)
@@ -530,6 +553,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigProblem("<file>", str(path), f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigProblem("<file>", str(path), f"is not UTF-8 text (byte {exc.start}: "
+                                         f"{exc.object[exc.start:exc.start + 1]!r}); a preset is a YAML text file",
+                                         source=str(path))]) from None
     return parse_yaml(text, source=str(path))
 
 

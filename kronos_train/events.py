@@ -28,7 +28,7 @@ SCHEMA_VERSION = 1
 STAGES = ("tokenizer", "basemodel")
 STAGE_STATUSES = ("completed", "early_stopped", "stopped", "failed", "skipped")
 RUN_STATUSES = ("completed", "stopped", "failed", "aborted")
-ERROR_KINDS = ("oom", "nccl", "data", "config", "worker", "other")
+ERROR_KINDS = ("oom", "nccl", "data", "config", "checkpoint", "hang", "worker", "other")
 REQUEST_KINDS = ("early_stop", "stop", "abort")
 # The ``source`` of a ``stop`` event that no one asked for: training.time_budget_minutes ran out.
 TIME_BUDGET_SOURCE = "time_budget"
@@ -61,6 +61,71 @@ EVENT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 
 GPU_FIELDS = frozenset({"index", "name", "util", "mem_used_mb", "mem_total_mb", "temp_c", "power_w"})
+
+# What readers may rely on, field by field: a record whose required field has another type is
+# dropped (counted as a bad line), an optional field of another type is removed.  null stays
+# allowed where a number is expected (NaN and infinity are written as null).
+NUMBER_FIELDS = frozenset({"t", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "data_wait", "step_time_s",
+                           "mem_gb", "elapsed_s", "val_loss", "best_val_loss", "duration_s"})
+WHOLE_FIELDS = frozenset({"step", "attempt", "epochs", "steps_per_epoch", "total_steps", "world_size", "batch_size",
+                          "global_batch", "accumulation_steps", "resumed_from", "params", "train_windows",
+                          "val_windows", "bad_evals", "patience", "rank", "exit_code", "pid", "nodes", "schema",
+                          "horizon", "windows"})
+TEXT_FIELDS = frozenset({"event", "status", "kind", "message", "level", "path", "best_path", "source", "reason",
+                         "host", "run_id", "preset", "precision", "device", "backend", "config_hash"})
+FLAG_FIELDS = frozenset({"improved", "baseline", "resumed"})
+NEVER_NULL = frozenset({"t", "event", "step"})
+MAX_WHOLE = 2**53
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number a reader can compute with (bool is not one; huge integers are not either)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= MAX_WHOLE
+    return isinstance(value, float)
+
+
+def is_whole(value: Any, low: int = -MAX_WHOLE, high: int = MAX_WHOLE) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _field_ok(key: str, value: Any, required: frozenset[str] = frozenset()) -> bool:
+    if value is None:       # null: a NaN loss, an unknown optional value; never a required text or step
+        return key not in NEVER_NULL and (key not in required or key in NUMBER_FIELDS)
+    if key in NUMBER_FIELDS:
+        return is_number(value) and (key != "t" or math.isfinite(value))
+    if key in WHOLE_FIELDS:
+        return is_whole(value)
+    if key in TEXT_FIELDS:
+        return isinstance(value, str)
+    if key in FLAG_FIELDS:
+        return isinstance(value, bool)
+    if key == "stage":
+        return value in STAGES
+    if key == "parts":
+        return isinstance(value, dict) and all(v is None or is_number(v) for v in value.values())
+    if key in ("remedy", "stages", "models"):
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if key == "gpus":
+        return isinstance(value, list) and all(isinstance(g, dict) for g in value)
+    if key == "metrics":
+        return isinstance(value, dict)
+    return True
+
+
+def clean_record(rec: Any) -> dict[str, Any] | None:
+    """``rec`` with the types readers rely on, or None when it cannot be one (see NUMBER_FIELDS)."""
+    if not isinstance(rec, dict) or not isinstance(rec.get("event"), str):
+        return None
+    required = EVENT_FIELDS.get(rec["event"], (frozenset(), frozenset()))[0] | NEVER_NULL
+    bad = [key for key, value in rec.items() if not _field_ok(key, value, required)]
+    if any(key in required for key in bad):
+        return None
+    for key in bad:
+        del rec[key]
+    return rec
 
 
 # --------------------------------------------------------------------------- encoding
@@ -95,6 +160,10 @@ def make_record(event: str, **fields: Any) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- writing
 
+# The ``log`` record a writer adds when it finds its file deleted or replaced (docs/events.md).
+REOPENED_MESSAGE = ("events.jsonl was deleted or replaced while the run wrote it; this writer continues in a new "
+                    "file (records before this line are in the old file, if it still exists)")
+
 class EventWriter:
     """Appends records, one ``write`` per line, so a kill never leaves a half line
     in the middle of the file (at worst a torn last line, which readers skip)."""
@@ -102,12 +171,33 @@ class EventWriter:
     def __init__(self, path: str | os.PathLike, defaults: dict[str, Any] | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = -1
+        self._open()
         self.defaults = dict(defaults or {})
 
+    def _open(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _still_ours(self) -> bool:
+        """Whether ``path`` is still the file this writer appends to (not deleted or replaced)."""
+        try:
+            here, ours = os.stat(self.path), os.fstat(self._fd)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (ours.st_dev, ours.st_ino)
+
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Append one record.  Checked after the write, so a record that went into a deleted
+        or replaced file is written again into the new one: nothing is lost from then on."""
         record = make_record(event, **{**self.defaults, **fields})
-        os.write(self._fd, encode(record))
+        line = encode(record)
+        os.write(self._fd, line)
+        if not self._still_ours():
+            self._open()
+            note = make_record("log", **{**self.defaults, "level": "warning", "message": REOPENED_MESSAGE})
+            os.write(self._fd, encode(note) + line)
         return record
 
     def close(self) -> None:
@@ -184,7 +274,8 @@ class EventTail:
             except ValueError:
                 self.bad_lines += 1
                 continue
-            if isinstance(rec, dict):
+            rec = clean_record(rec)
+            if rec is not None:
                 out.append(rec)
             else:
                 self.bad_lines += 1

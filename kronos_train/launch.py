@@ -42,7 +42,7 @@ RESUME_SAFE_FIELDS = (
     "training.num_workers", "training.early_stopping.", "distributed.timeout_minutes", "distributed.rdzv_endpoint",
     "distributed.use_ddp", "evaluation.", "model_paths.base_path", "model_paths.base_save_path",
     "model_paths.exp_name", "model_paths.tokenizer_save_name", "model_paths.basemodel_save_name", "device.device_id",
-    "training.time_budget_minutes",
+    "training.time_budget_minutes", "training.hang_timeout_minutes", "checkpoint.",
     "tracking.",                 # where curves are published never changes what is trained
 )
 
@@ -204,16 +204,28 @@ def start_supervisor(run: RunFolder, resume: bool = False) -> int:
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
     deadline = time.monotonic() + SUPERVISOR_START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if run.is_alive():
+        if run.is_alive() and lock_holder(run) == proc.pid:
             return proc.pid
         if proc.poll() is not None:
             break
         time.sleep(0.05)
-    if proc.poll() is None and run.is_alive():
+    if proc.poll() is None and run.is_alive() and lock_holder(run) == proc.pid:
         return proc.pid
+    if proc.poll() == 2 and run.is_alive():      # another supervisor took the lock first
+        raise LaunchError([f"run {run.run_id} is already running (supervisor pid {lock_holder(run)}); "
+                           "nothing else was started"])
     tail = _tail(run.stderr_path)
     raise LaunchError([f"the run supervisor did not start (exit code {proc.poll()}); {run.stderr_path} says:"]
                       + [f"  {line}" for line in tail])
+
+
+def lock_holder(run: RunFolder) -> int | None:
+    """The pid the live supervisor wrote into its lock file (take_lock), if readable."""
+    try:
+        text = run.lock_path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def _tail(path: Path, lines: int = 8) -> list[str]:
@@ -263,7 +275,8 @@ def resume_problems(run: RunFolder) -> list[str]:
     if not run.has_committed_checkpoint():
         return [f"run {run.run_id} ({state}) has no committed checkpoint to continue from; "
                 f"start it again with `kronos-train run --config {run.preset_name() or 'PRESET'}`"]
-    problems: list[str] = []
+    problems = [f"{line}; remove that stage's checkpoints folder to train it from its beginning, or start a "
+                "new run" for line in run.checkpoint_problems()]
     for stage in STAGES:
         saved = read_json(run.checkpoint_dir(stage, "last") / "train_state.json")
         if not saved:

@@ -18,12 +18,13 @@ import os
 import re
 import signal
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .events import REQUEST_KINDS, STAGES
+from .events import REQUEST_KINDS, STAGES, is_number, is_whole
 
 DEFAULT_LOGS_DIR = Path("logs")
 RUN_STATES = ("pending", "running", "stopping", "stopped", "completed", "failed", "aborted", "cancelled")
@@ -72,13 +73,92 @@ def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2))
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
+MAX_JSON_BYTES = 16 * 1024 * 1024      # status, requests, results: a few KiB; more is not ours
+
+
+def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any] | None:
+    """A JSON object from a run-folder file, or None (missing, not a regular file, too large,
+    not UTF-8, not JSON, not an object): readers treat these files as untrusted."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        with open(path, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                return None
+            raw = fh.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            return None
+        data = json.loads(raw.decode("utf-8"))
         return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
+
+
+# status.json field -> what a reader may rely on; anything else is dropped and reported.
+_STATUS_TEXT = ("run_id", "preset", "host", "message", "token")
+_STATUS_NUMBERS = ("started_at", "updated_at")
+_STAGE_FIELDS = {"status": lambda v: isinstance(v, str), "best_val_loss": lambda v: v is None or is_number(v),
+                 "step": lambda v: v is None or is_whole(v, 0)}
+
+
+def _status_field_ok(key: str, value: Any) -> bool:
+    if key == "state":
+        return value in RUN_STATES
+    if key in ("pid", "pgid"):
+        return value is None or is_whole(value, 1, 2**22)      # the kernel's pid_max
+    if key in ("attempt", "world_size", "exit_code"):
+        return value is None or is_whole(value, -255, 2**31)
+    if key == "stage":
+        return value is None or value in STAGES
+    if key == "stages":
+        return isinstance(value, dict)
+    if key in _STATUS_TEXT:
+        return isinstance(value, str)
+    if key in _STATUS_NUMBERS:
+        return value is None or is_number(value)
+    return True
+
+
+def _clean_stages(stages: dict[str, Any], damaged: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for stage, info in stages.items():
+        if stage not in STAGES or not isinstance(info, dict):
+            damaged.append(f"stages.{str(stage)[:40]}: not a stage record")
+            continue
+        kept = {k: v for k, v in info.items() if k not in _STAGE_FIELDS or _STAGE_FIELDS[k](v)}
+        damaged += [f"stages.{stage}.{k}: {str(info[k])[:40]!r} has the wrong type" for k in info.keys() - kept.keys()]
+        out[stage] = kept
+    return out
+
+
+def clean_status(raw: dict[str, Any]) -> dict[str, Any]:
+    """status.json as readers may use it: each field of the wrong type dropped and named in
+    ``damaged`` (a list of lines; empty when the file was sound)."""
+    damaged: list[str] = []
+    status = {}
+    for key, value in raw.items():
+        if key == "damaged":
+            continue
+        if _status_field_ok(key, value):
+            status[key] = value
+        else:
+            damaged.append(f"{key}: {str(value)[:40]!r} is not valid here")
+    status["stages"] = _clean_stages(status.get("stages") or {}, damaged)
+    status["damaged"] = damaged
+    return status
+
+
+def clean_request(raw: dict[str, Any] | None, path: Path) -> dict[str, Any]:
+    """A request file's fields with their types checked; ``invalid`` says why it is to be ignored."""
+    if raw is None:
+        return {"invalid": f"{path} is not a readable JSON object"}
+    request = dict(raw)
+    at_step, stage = request.get("at_step"), request.get("stage")
+    if not isinstance(request.get("source"), str):
+        request["source"] = "request"
+    if at_step is not None and not is_whole(at_step, 1):
+        request["invalid"] = f"{path}: at_step {str(at_step)[:40]!r} is not an optimizer step >= 1"
+    elif stage is not None and stage not in STAGES:
+        request["invalid"] = f"{path}: stage {str(stage)[:40]!r} is not one of {', '.join(STAGES)}"
+    return request
 
 
 @dataclass(frozen=True)
@@ -127,12 +207,32 @@ class RunFolder:
         stages = [stage] if stage else list(STAGES)
         return any((self.checkpoint_dir(s, "last") / COMMIT_MARKER).is_file() for s in stages)
 
+    def checkpoint_problems(self) -> list[str]:
+        """Committed ``last/`` checkpoints that fail their checksums with no kept one to fall
+        back to (hashed once per change: cheap to ask again)."""
+        from .train.commit import stage_checkpoint_problems
+
+        return [problem for stage in STAGES
+                for problem in stage_checkpoint_problems(self.checkpoint_dir(stage, "last").parent)]
+
     # ---------------------------------------------------------------- status
     def read_status(self) -> dict[str, Any]:
-        return read_json(self.status_path) or {"run_id": self.run_id, "state": "pending"}
+        """status.json with every field type-checked (``clean_status``); ``damaged`` lists
+        what was wrong, including an unreadable file."""
+        if self.status_path.is_symlink():
+            return {"run_id": self.run_id, "stages": {},
+                    "damaged": [f"state: {self.status_path} is a symbolic link: not read"]}
+        raw = read_json(self.status_path)
+        if raw is None:
+            if not self.status_path.exists():
+                return {"run_id": self.run_id, "state": "pending", "stages": {}, "damaged": []}
+            return {"run_id": self.run_id, "stages": {},
+                    "damaged": [f"state: {self.status_path} is not a readable JSON object"]}
+        return clean_status(raw)
 
     def write_status(self, **changes: Any) -> dict[str, Any]:
         status = self.read_status()
+        status.pop("damaged", None)
         status.update(changes)
         status["updated_at"] = time.time()
         write_json_atomic(self.status_path, status)
@@ -154,10 +254,10 @@ class RunFolder:
         remote = remote_liveness(self.path)
         if remote is not None:
             return remote
-        if not self.lock_path.exists():
-            return False
+        if not self.lock_path.exists() or self.lock_path.is_symlink():
+            return False                  # a link may point at a lock someone else holds
         try:
-            fd = os.open(self.lock_path, os.O_RDONLY)
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             return False
         try:
@@ -174,16 +274,21 @@ class RunFolder:
         """The state as a reader should show it: a run whose status says it is
         running but whose supervisor is gone was killed (resumable if it has a
         committed checkpoint)."""
-        state = self.read_status().get("state", "pending")
+        status = self.read_status()
+        state = status.get("state")
+        if state is None and any(line.startswith("state:") for line in status["damaged"]):
+            return "running" if self.is_alive() else "unknown"     # the file is damaged: say so
+        state = state or "pending"
         if state in ("running", "stopping", "pending") and not self.is_alive():
             return "interrupted" if self.status_path.exists() else "pending"
         return state
 
     def can_resume(self) -> bool:
-        """Resumable: not running, not finished, and some stage has a committed
-        ``last/`` checkpoint to continue from (finished stages are skipped)."""
-        return (self.config_path.is_file() and not self.is_alive()
-                and self.state() != "completed" and self.has_committed_checkpoint())
+        """Resumable: not running, not finished, some stage has a committed ``last/``
+        checkpoint to continue from (finished stages are skipped), and every committed
+        checkpoint verifies or has a kept predecessor that does."""
+        return (self.config_path.is_file() and not self.is_alive() and self.state() != "completed"
+                and self.has_committed_checkpoint() and not self.checkpoint_problems())
 
     # ---------------------------------------------------------------- requests
     def request(self, kind: str, source: str = "cli", stage: str | None = None,
@@ -208,7 +313,12 @@ class RunFolder:
         return path
 
     def pending_request(self, kind: str) -> dict[str, Any] | None:
-        return read_json(self.requests_dir / f"{kind}.json")
+        """A request as the trainer may act on it; one with an ``invalid`` line is to be ignored
+        (a hand-written or damaged file must never crash a stage, nor act on a guess)."""
+        path = self.requests_dir / f"{kind}.json"
+        if not path.exists():
+            return None
+        return clean_request(read_json(path), path)
 
     def pending_request_lines(self) -> list[str]:
         """The pending requests in words: 'stop requested', 'early stop planned at basemodel step 40'."""
@@ -218,7 +328,9 @@ class RunFolder:
             if request is None:
                 continue
             what = kind.replace("_", " ")
-            if request.get("at_step") is None:
+            if request.get("invalid"):
+                lines.append(f"{what} request ignored: {request['invalid']}")
+            elif request.get("at_step") is None:
                 lines.append(f"{what} requested")
             else:
                 lines.append(f"{what} planned at {request.get('stage') or 'any stage'} step {request['at_step']}")
@@ -227,7 +339,8 @@ class RunFolder:
     def immediate_request(self, kind: str) -> dict[str, Any] | None:
         """A pending request to act on now, not one scheduled for a later step."""
         request = self.pending_request(kind)
-        return request if request is not None and request.get("at_step") is None else None
+        usable = request is not None and not request.get("invalid")
+        return request if usable and request.get("at_step") is None else None
 
     def clear_request(self, kind: str) -> None:
         try:
@@ -236,20 +349,48 @@ class RunFolder:
             pass
 
     def signal_group(self, sig: int) -> bool:
-        """Signal the supervisor's process group (torchrun and its workers), only
-        on the supervisor's own host: a pgid from another host names some other
-        process here."""
+        """Signal the supervisor's process group (torchrun and its workers), but only on
+        the supervisor's own host and when that group's leader carries the run's token:
+        status.json may be stale, copied or crafted, a pgid from another host names some
+        other process here, and a recycled pid may belong to anyone."""
         from .heartbeat import remote_liveness
 
         status = self.read_status()
-        pgid = status.get("pgid")
-        if not pgid or not self.is_alive() or remote_liveness(self.path) is not None:
+        pgid, token = status.get("pgid"), status.get("token")
+        if not pgid or not token or not self.is_alive() or remote_liveness(self.path) is not None \
+                or not process_has_token(pgid, token):
             return False
         try:
             os.killpg(int(pgid), sig)
             return True
         except (ProcessLookupError, PermissionError):
             return False
+
+
+RUN_TOKEN_ENV = "KRONOS_RUN_TOKEN"
+
+
+class RunFolderError(OSError):
+    """The run folder itself is unusable (a control file is a link, say)."""
+
+
+def process_has_token(pid: int, token: str) -> bool:
+    """True when process ``pid`` was started with ``KRONOS_RUN_TOKEN=<token>`` (Linux /proc)."""
+    try:
+        with open(f"/proc/{int(pid)}/environ", "rb") as fh:
+            environ = fh.read().split(b"\0")
+    except (OSError, ValueError, OverflowError):
+        return False
+    return f"{RUN_TOKEN_ENV}={token}".encode() in environ
+
+
+def refuse_symlink(path: Path) -> None:
+    """Lock and status files are ours, never links elsewhere (a link could point at a file
+    another program locks, or one we must not overwrite)."""
+    if path.is_symlink():
+        raise RunFolderError(f"{path} is a symbolic link; a run's control files are never links. "
+                             "Remove it (the run folder may have been tampered with)")
+
 
 
 def list_runs(logs_dir: Path | None = None) -> list[RunFolder]:
@@ -265,6 +406,8 @@ def list_runs(logs_dir: Path | None = None) -> list[RunFolder]:
 def find_run(ref: str, logs_dir: Path | None = None) -> RunFolder:
     """A run by folder path, exact id, unique id prefix or ``last``."""
     logs_dir = logs_dir or logs_dir_from_env()
+    if not ref.strip() or ref.strip() in ("-", ".", "/"):
+        raise LookupError(f"{ref!r} names no run: give a run id, a unique prefix, a run folder or 'last'")
     path = Path(ref).expanduser()
     if path.is_dir() and ((path / "config.yaml").exists() or (path / "status.json").exists()):
         return RunFolder(path)
@@ -294,6 +437,7 @@ STATE_WORDS: dict[str, tuple[str, str]] = {
     "interrupted": ("! interrupted", "! interrupted"),
     "queued": ("⏸ queued", "⏸ queued"),          # a display word: a SLURM job waiting (never written)
     "cancelled": ("✗ cancelled", "✗ cancelled"),
+    "unknown": ("? damaged", "? status.json damaged"),   # read_status found no valid state
 }
 
 

@@ -16,6 +16,10 @@ that group) stops the training processes while the supervisor survives to
 record ``aborted``.  torchrun dies with the supervisor (parent-death signal)
 and the workers die with torchrun, so a killed supervisor leaves no orphans.
 
+A stage's outcome is what its rank 0 wrote to ``results/`` (see train/outcome.py) with
+torchrun's exit code, never parsed from events.jsonl; while it runs, a hang watchdog
+ends it when no rank reports progress for the hang timeout (error kind ``hang``).
+
 Exit codes: 0 completed, 1 failed, 2 not started (lock held / bad run
 folder), 3 stopped (resumable), 4 aborted.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -39,17 +44,22 @@ from .events import SCHEMA_VERSION, STAGES, TIME_BUDGET_SOURCE, EventWriter, rea
 from .heartbeat import HeartbeatThread
 from .launch import LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason
 from .process import set_parent_death_signal
-from .runfolder import RunFolder
-from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, read_failures, root_cause,
+from .runfolder import RUN_TOKEN_ENV, RunFolder, RunFolderError, refuse_symlink
+from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, hang_failure, read_failures, root_cause,
                              torchrun_root_cause)
+from .train.outcome import finished_attempts, hang_timeout_s, last_progress, read_result
 
 EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 3, "aborted": 4}
 FINISHED = ("completed", "early_stopped")
+WATCH_EVERY_S = 1.0                 # how often the hang watchdog looks at the progress files
 
 
 def take_lock(run: RunFolder) -> int | None:
-    """The exclusive flock that says 'a supervisor lives'; None when another holds it."""
-    fd = os.open(run.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    """The exclusive flock that says 'a supervisor lives'; None when another holds it.
+    RunFolderError when the lock or status file is a symbolic link."""
+    refuse_symlink(run.lock_path)
+    refuse_symlink(run.status_path)
+    fd = os.open(run.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -72,14 +82,26 @@ def cpu_share_threads(procs_per_node: int) -> int:
     return max(1, cores // max(1, procs_per_node))
 
 
-def _tee(pipe: BinaryIO, path: Path, echo: BinaryIO) -> None:
-    """Foreground mode: a stage's output goes to the run's file and the terminal."""
+def _tee(pipe: BinaryIO, path: Path, echo: BinaryIO, mute: threading.Event) -> None:
+    """Foreground mode: a stage's output goes to the run's file and the terminal; once the
+    user has asked to end the run (``mute``), torchrun's teardown tracebacks go to the file only."""
     with open(path, "ab") as out:
         for line in iter(pipe.readline, b""):
             out.write(line)
             out.flush()
-            echo.write(line)
-            echo.flush()
+            if mute.is_set():
+                continue
+            try:
+                echo.write(line)
+                echo.flush()
+            except (BrokenPipeError, ValueError):    # the terminal went away: the file has it all
+                mute.set()
+
+
+def next_attempt(run: RunFolder, previous: dict[str, Any]) -> int:
+    """One more than any attempt status.json or events.jsonl knows of (either may be damaged)."""
+    attempts = [previous.get("attempt")] + [r.get("attempt") for r in read_events(run.events_path)]
+    return max((a for a in attempts if isinstance(a, int) and a >= 0), default=-1) + 1
 
 
 class Supervisor:
@@ -89,7 +111,7 @@ class Supervisor:
         self.foreground = foreground
         self.cfg = load_run_config(run)
         previous = run.read_status()
-        self.attempt = int(previous.get("attempt", -1)) + 1 if resume else 0
+        self.attempt = next_attempt(run, previous) if resume else 0
         self.started = time.time()
         self.events = EventWriter(run.events_path)
         self.proc: subprocess.Popen | None = None
@@ -99,6 +121,10 @@ class Supervisor:
         # Each attempt gets the whole budget: a resume is typically the next session.
         self.deadline = self.started + 60 * budget if budget > 0 else None
         self.budget_reached = False
+        self.mute_echo = threading.Event()
+        self.hang: Failure | None = None            # set by the watchdog while a stage runs
+        self.last_result: dict[str, Any] | None = None
+        self.token = secrets.token_hex(16)   # proves to `stop --abort` that a process group is this run's
 
     # ------------------------------------------------------------ helpers
     def say(self, text: str) -> None:
@@ -114,6 +140,7 @@ class Supervisor:
     def on_signal(self, signum: int, _frame: Any) -> None:
         """SIGTERM/SIGINT: abort the run, stopping the stage's process group first."""
         self.signalled = signum
+        self.mute_echo.set()
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
@@ -121,15 +148,20 @@ class Supervisor:
                 pass
 
     def abort_requested(self) -> bool:
-        return self.signalled is not None or self.run.pending_request("abort") is not None
+        request = self.run.pending_request("abort")
+        return self.signalled is not None or (request is not None and not request.get("invalid"))
 
     def stage_records(self, stage: str) -> list[dict[str, Any]]:
         return [r for r in read_events(self.run.events_path) if r.get("stage") == stage]
 
     def finished_earlier(self, stage: str) -> bool:
-        """A resume skips the stages an earlier attempt completed or early-stopped."""
-        return self.resume and any(r.get("event") == "stage_end" and r.get("status") in FINISHED
-                                   and r.get("attempt", 0) < self.attempt for r in self.stage_records(stage))
+        """A resume skips the stages an earlier attempt completed or early-stopped, by the
+        stages' own result files (events.jsonl of runs from before result files as well)."""
+        if not self.resume:
+            return False
+        return bool(finished_attempts(self.run, stage, self.attempt)) or any(
+            r.get("event") == "stage_end" and r.get("status") in FINISHED and r.get("attempt", 0) < self.attempt
+            for r in self.stage_records(stage))
 
     # ------------------------------------------------------------ torchrun
     def torchrun_command(self, stage: str) -> list[str]:
@@ -149,6 +181,7 @@ class Supervisor:
 
     def worker_env(self) -> dict[str, str]:
         env = child_env()
+        env[RUN_TOKEN_ENV] = self.token
         if "OMP_NUM_THREADS" not in env and not self.cfg.device.use_cuda:
             # CPU workers share the cores; torchrun would otherwise pin each to one thread.
             env["OMP_NUM_THREADS"] = str(cpu_share_threads(self.cfg.distributed.num_gpus))
@@ -165,7 +198,7 @@ class Supervisor:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **common)
         for pipe, path, echo in ((proc.stdout, self.run.stdout_path, sys.stdout.buffer),
                                  (proc.stderr, self.run.stderr_path, sys.stderr.buffer)):
-            threading.Thread(target=_tee, args=(pipe, path, echo), daemon=True).start()
+            threading.Thread(target=_tee, args=(pipe, path, echo, self.mute_echo), daemon=True).start()
         return proc
 
     # ------------------------------------------------------------ one stage
@@ -175,13 +208,17 @@ class Supervisor:
         self.set_stage_status(stage, status="running")
         self.proc = self.start_torchrun(stage)
         self.status(stage=stage, pgid=self.proc.pid)
-        exit_code = self.proc.wait()
+        self.hang = None
+        exit_code = self.wait_watching(stage)
         self.proc = None
         self.status(pgid=None)
-        records = [r for r in self.stage_records(stage) if r.get("attempt") == self.attempt]
-        started = any(r.get("event") == "stage_start" for r in records)
-        end = next((r for r in reversed(records) if r.get("event") == "stage_end"), None)
-        if end is not None:                             # the trainer told the story itself
+        started = (last_progress(self.run, stage, self.attempt)[0] is not None
+                   or any(r.get("event") == "stage_start" and r.get("attempt") == self.attempt
+                          for r in self.stage_records(stage)))
+        if self.hang is not None:
+            return self.record_failure(stage, self.hang, started)
+        self.last_result = end = read_result(self.run, stage, self.attempt)
+        if end is not None:                             # the stage reported its own ending
             self.set_stage_status(stage, status=end["status"], best_val_loss=end.get("best_val_loss"),
                                   step=end.get("step"))
             if end["status"] == "stopped" and self.abort_requested():
@@ -193,7 +230,38 @@ class Supervisor:
                                  message="aborted on request; the last committed checkpoint stays loadable")
             self.set_stage_status(stage, status="stopped")
             return "aborted"
-        failure = self.diagnose(stage, exit_code, stderr_offset)
+        return self.record_failure(stage, self.diagnose(stage, exit_code, stderr_offset), started)
+
+    def wait_watching(self, stage: str) -> int:
+        """torchrun's exit code.  Meanwhile the hang watchdog: once the stage reported progress,
+        no rank reporting any for the hang timeout ends the stage's processes (SIGKILL: a stopped
+        or stuck process handles nothing else; the committed checkpoint stays loadable)."""
+        assert self.proc is not None
+        while True:
+            try:
+                return self.proc.wait(timeout=WATCH_EVERY_S)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.hang is not None:
+                continue                            # already ended: wait for torchrun to go
+            self.hang = self.hang_seen(stage)
+            if self.hang is not None:
+                self.say(f"{stage}: {self.hang.message}")
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def hang_seen(self, stage: str) -> Failure | None:
+        last, slowest = last_progress(self.run, stage, self.attempt)
+        if last is None:
+            return None
+        limit = hang_timeout_s(self.cfg.training.hang_timeout_minutes, slowest)
+        silence = time.time() - last
+        return hang_failure(self.run, silence, limit) if silence > limit else None
+
+    def record_failure(self, stage: str, failure: Failure, started: bool) -> str:
+        """The error event, the stage_end (when the stage had started) and status.json of a failed stage."""
         self.events.emit("error", stage=stage, attempt=self.attempt, **failure.event_fields())
         self.say(f"{stage} failed: {failure.message}")
         for line in failure.remedy:
@@ -260,8 +328,7 @@ class Supervisor:
                 self.budget_reached = True
                 return "stopped"
             outcome = self.run_stage(stage)
-            if outcome == "stopped" and any(r.get("event") == "stop" and r.get("source") == TIME_BUDGET_SOURCE
-                                            and r.get("attempt") == self.attempt for r in self.stage_records(stage)):
+            if outcome == "stopped" and (self.last_result or {}).get("source") == TIME_BUDGET_SOURCE:
                 self.budget_reached = True
             self.clear_early_stop_after(stage)
             if outcome not in FINISHED:
@@ -286,7 +353,7 @@ class Supervisor:
             for kind in ("early_stop", "stop", "abort"):
                 self.run.clear_request(kind)
         status = self.run.read_status()
-        self.status(run_id=self.run.run_id, preset=self.run.preset_name(), state="running", pid=os.getpid(),
+        self.status(run_id=self.run.run_id, preset=self.run.preset_name(), state="running", pid=os.getpid(), token=self.token,
                     pgid=None, host=socket.gethostname(), attempt=self.attempt, world_size=world_size(self.cfg),
                     started_at=status.get("started_at") or self.started, exit_code=None, message="",
                     stages=self.stages)
@@ -324,7 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     if not run.config_path.is_file():
         print(f"{run.path} is not a run folder (no config.yaml)", file=sys.stderr)
         return 2
-    lock = take_lock(run)
+    try:
+        lock = take_lock(run)
+    except RunFolderError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     if lock is None:
         print(f"run {run.run_id} already has a live supervisor", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ looks alive, and appends events as a trainer would.
 from __future__ import annotations
 
 import fcntl
+import json
 import math
 import os
 import random
@@ -20,6 +21,7 @@ from typing import Any
 from kronos_train.config import dump_yaml, load_preset, to_dict
 from kronos_train.events import SCHEMA_VERSION, EventWriter, encode
 from kronos_train.runfolder import COMMIT_MARKER, RunFolder, write_json_atomic
+from kronos_train.train.commit import manifest
 
 T0 = 1_764_270_000.0
 
@@ -159,8 +161,11 @@ def _write_model(folder: Path) -> None:
 
 
 def _commit(folder: Path) -> None:
+    """A committed (empty) checkpoint whose marker verifies, as the trainer writes it."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / COMMIT_MARKER).write_text("ok", encoding="utf-8")
+    (folder / "train_state.json").write_text("{}", encoding="utf-8")
+    marker = {"step": 0, "t": 0.0, "files": manifest(folder)}
+    (folder / COMMIT_MARKER).write_text(json.dumps(marker), encoding="utf-8")
 
 
 class LiveRun:

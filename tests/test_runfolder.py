@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from kronos_train.runfolder import RunFolder, find_run, list_runs, new_run_id
+from kronos_train.train import commit
 
 
 def make_run(logs_dir, name="20260101-000000-demo", state="running") -> RunFolder:
@@ -49,6 +50,10 @@ def test_resume_needs_a_committed_checkpoint(logs_dir):
     last.mkdir(parents=True)
     assert not run.can_resume()            # written but never committed
     (last / "COMMITTED").write_text("")
+    assert not run.can_resume()            # a marker without checksums proves nothing
+    staged = commit.aside_dir(last.parent, "last", 3)
+    (staged / "train_state.json").write_text("{}")
+    commit.commit_dir(staged, last, 3)
     assert run.can_resume()
     run.write_status(state="completed")
     assert not run.can_resume()

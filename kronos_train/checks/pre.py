@@ -61,6 +61,10 @@ def check_data_present(cfg: KronosConfig) -> CheckResult:
                            "set data.data_path to your train.csv / train_combined.csv (CSV, CSV.gz or Parquet)")
     if path.is_file():
         return CheckResult("data.present", title, "ok", f"{path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    if path.exists() and not path.is_dir():
+        return CheckResult("data.present", title, "error",
+                           f"{path} is not a regular file (a device, pipe or socket): it cannot be read as data",
+                           "point data.data_path at one CSV, CSV.gz or Parquet file")
     if cfg.data.synthetic.enabled:
         s = cfg.data.synthetic
         return CheckResult("data.present", title, "info",

@@ -7,6 +7,9 @@ import json
 from ..config import errors_of, list_presets, load_preset, read_yaml, ConfigError
 
 
+UNREADABLE = ("<file>", "<yaml>", "<root>")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -20,6 +23,8 @@ def main(args: argparse.Namespace) -> int:
             parent = "?"
         _, problems = load_preset(info.path)
         state = f"{len(errors_of(problems))} error(s)" if errors_of(problems) else "ok"
+        if any(p.path in UNREADABLE for p in problems):      # not YAML text at all: say so, keep listing
+            state = "unreadable"
         rows.append({"name": info.name, "origin": info.origin, "extends": parent, "state": state, "path": str(info.path)})
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -65,7 +65,7 @@ def summarize(run: RunFolder, records: list[dict[str, Any]]) -> dict[str, Any]:
             "attempt": status.get("attempt"), "pid": status.get("pid"), "host": status.get("host"),
             "started_at": status.get("started_at"), "updated_at": status.get("updated_at"),
             "world_size": status.get("world_size"), "message": status.get("message"), "stages": stages,
-            "last_error": errors[-1] if errors else None, "path": str(run.path),
+            "last_error": errors[-1] if errors else None, "path": str(run.path), "damaged": status["damaged"],
             "pending_requests": run.pending_request_lines() if run.is_alive() else []}
 
 
@@ -133,7 +133,7 @@ def print_details(s: dict[str, Any], run: RunFolder) -> None:
             continue
         line = f"  {stage:<9} {info.get('status', '-'):<13} step {_progress(info)}"
         if info.get("loss") is not None:
-            line += f"  loss {_fmt_loss(info['loss'])}  lr {info.get('lr', 0):.3g}"
+            line += f"  loss {_fmt_loss(info['loss'])}  lr {_fmt_loss(info.get('lr'))}"
         if info.get("samples_per_s") and info.get("status") == "running":
             line += f"  {info['samples_per_s']:.0f} samples/s  data wait {info.get('data_wait') or 0:.0%}{_eta(info)}"
         line += f"  best val {_fmt_loss(info.get('best_val_loss'))}"
@@ -151,8 +151,13 @@ def print_details(s: dict[str, Any], run: RunFolder) -> None:
         print(f"  error ({err.get('kind')}): {err.get('message')}")
         for i, remedy in enumerate(err.get("remedy") or [], 1):
             print(f"    {i}. {remedy}")
-    if s["state"] in ("stopped", "interrupted", "failed", "aborted") and run.can_resume():
-        print(f"  resumable: kronos-train resume {s['run_id']}")
+    for line in s.get("damaged") or []:
+        print(f"  status.json damaged: {line}")
+    if s["state"] in ("stopped", "interrupted", "failed", "aborted", "unknown"):
+        if run.can_resume():
+            print(f"  resumable: kronos-train resume {s['run_id']}")
+        for problem in run.checkpoint_problems():
+            print(f"  not resumable: {problem}")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ import numpy as np
 from .report import DataReport
 from .series import SeriesTable
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4                 # 4: a missing amount is volume x mean(OHLC)
 SAMPLE_BLOCKS = 16
 BLOCK_BYTES = 1 << 16
 ARRAYS = ("values", "times", "stamps", "offsets")

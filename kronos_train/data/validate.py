@@ -21,6 +21,12 @@ from .spec import DataSpec
 from .timeparse import NAT, NS_PER_DAY, format_ns, parse_time_uniques, time_features_u8
 
 ROLE_INDEX = {"open": 0, "high": 1, "low": 2, "close": 3, "volume": 4, "amount": 5}
+
+
+def derived_amount(values: np.ndarray) -> np.ndarray:
+    """The amount of rows that have none, as the official Kronos predictor fills it (and
+    model/forecast.prepare_features): volume x mean(open, high, low, close), in float32."""
+    return (values[:, 4] * values[:, :4].mean(axis=1)).astype(np.float32)
 MAX_TEXT_EXAMPLES = 3
 
 
@@ -172,8 +178,9 @@ class Cleaner:
             self.issue("warning", "no_volume_column", "has no volume column; volume and amount set to 0",
                        "add a 'volume' column if you have one: Kronos uses it", count=n)
         elif "amount" not in raw.present:
-            np.multiply(values[:, 3], values[:, 4], out=values[:, 5])
-            self.issue("info", "amount_derived", "has no amount column; amount = close x volume",
+            values[:, 5] = derived_amount(values)
+            self.issue("info", "amount_derived", "has no amount column; amount = volume x mean(open, high, low, "
+                       "close), the official Kronos rule (forecasting fills it the same way)",
                        "add an 'amount' (turnover) column if you have the real one", count=n)
         return values
 
@@ -214,9 +221,9 @@ class Cleaner:
                 self.issue("error", "infinite_value", "has infinite values",
                            "replace them with real numbers or delete the rows", inf_rows, codes, role)
             elif len(overflow := inf_rows[np.isfinite(values[inf_rows, 3]) & np.isfinite(values[inf_rows, 4])]):
-                # a derived amount overflowed float32: close x volume too large
+                # a derived amount overflowed float32: volume x price too large
                 inf_rows = overflow
-                self.issue("error", "infinite_value", "close x volume overflows (amount would be infinite)",
+                self.issue("error", "infinite_value", "volume x price overflows (amount would be infinite)",
                            "check the volume and close values of these rows", inf_rows, codes, "volume")
             keep[inf_rows] = False
             if not len(nan_rows):
@@ -231,9 +238,9 @@ class Cleaner:
                 column[nan_rows] = 0.0
             else:
                 if "amount" in self.raw.present:   # derived amounts follow their volume silently
-                    self.issue("warning", "missing_amount", "has empty amounts; set to close x volume",
-                               "fill them in if known", nan_rows, codes, role)
-                column[nan_rows] = values[nan_rows, 3] * values[nan_rows, 4]
+                    self.issue("warning", "missing_amount", "has empty amounts; set to volume x mean(open, high, "
+                               "low, close)", "fill them in if known", nan_rows, codes, role)
+                column[nan_rows] = derived_amount(values[nan_rows])
 
     def _check_signs(self, values: np.ndarray, codes: np.ndarray, keep: np.ndarray, alive: np.ndarray) -> None:
         for role in PRICE_ROLES:

@@ -211,7 +211,7 @@ def _load(folder: Path, config: dict[str, Any], kind: str, device: str | torch.d
     check_state_dict(model, state, weights_path, kind)
     model.load_state_dict(state, strict=False)
     model.source_path = str(folder)  # lets check_pair and the UI name the folder
-    return model.to(device).eval()
+    return model.to(device).train(False)
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
     previous = [m.training for m in modules]
     try:
         for m in modules:
-            m.eval()
+            m.train(False)
         yield
     finally:
         for m, was_training in zip(modules, previous):
@@ -305,8 +305,8 @@ class KronosPredictor:
             raise ValueError(f"max_context must be at least 1, got {max_context}")
         self.device = resolve_device(device)
         # Eval mode on purpose: upstream forecasts in train mode (dropout on, P1).
-        self.model = model.to(self.device).eval()
-        self.tokenizer = tokenizer.to(self.device).eval()
+        self.model = model.to(self.device).train(False)
+        self.tokenizer = tokenizer.to(self.device).train(False)
         self.max_context = max_context
         self.clip = clip
         self.use_cache = use_cache

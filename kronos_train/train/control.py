@@ -29,6 +29,7 @@ class StopPoller:
     def __init__(self, run: RunFolder, stage: str, dist: DistEnv, deadline: float | None = None):
         self.run, self.stage, self.dist, self.deadline = run, stage, dist, deadline
         self.source: str | None = None
+        self.warned: set[str] = set()
 
     def _pending_code(self, step: int) -> int:
         code = 0
@@ -41,10 +42,21 @@ class StopPoller:
         for kind in ACTIONS[1:]:
             if f"{kind}.json" not in names:
                 continue
-            request = self.run.pending_request(kind) or {}
+            request = self.run.pending_request(kind)
+            if request is None or request.get("invalid"):
+                self.warn_once(kind, request)
+                continue
             if self._due(kind, request, step) and ACTIONS.index(kind) > code:
                 code, self.source = ACTIONS.index(kind), request.get("source") or "request"
         return code
+
+    def warn_once(self, kind: str, request: dict | None) -> None:
+        """An unusable request file is ignored, said once per stage (it is polled every step)."""
+        if kind in self.warned:
+            return
+        self.warned.add(kind)
+        reason = (request or {}).get("invalid") or f"{kind}.json vanished while being read"
+        print(f"[{self.stage}] {kind} request ignored: {reason}", flush=True)
 
     def _due(self, kind: str, request: dict, step: int) -> bool:
         aimed_here = request.get("stage") in (None, self.stage)

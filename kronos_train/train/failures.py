@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..events import ERROR_KINDS, STAGES, is_number, is_whole
 from ..runfolder import RunFolder, read_json, write_json_atomic
 
 # Kinds whose failure is usually a consequence of another rank's death.
@@ -78,6 +79,13 @@ def oom_remedies(cfg: Any, on_gpu: bool = True) -> list[str]:
     return remedies
 
 
+CHECKPOINT_REMEDIES = ["`kronos-train status RUN` says whether an older kept checkpoint still verifies; "
+                       "`kronos-train resume RUN` falls back to it by itself",
+                       "copy the run folder again from where it came from if it was copied (the checksums in "
+                       "COMMITTED tell a damaged copy)",
+                       "start a new run; the stage's best/ folder is a plain model folder you can start from"]
+
+
 # --------------------------------------------------------------------------- classification
 
 _PEER_PATTERNS = ("connection closed by peer", "connection reset by peer", "broken pipe", "socket closed",
@@ -106,6 +114,8 @@ def classify_exception(exc: BaseException, cfg: Any | None = None) -> Failure:
         return Failure("oom", message, oom_remedies(cfg, on_gpu=False) if cfg is not None else [], traceback=trace)
     if isinstance(exc, (ConfigError,)) or type(exc).__name__ in ("ModelLoadError", "LaunchError", "StageConfigError"):
         return Failure("config", str(exc) or first_line, traceback=trace)
+    if type(exc).__name__ == "CheckpointError":
+        return Failure("checkpoint", str(exc) or first_line, CHECKPOINT_REMEDIES, traceback=trace)
     if type(exc).__name__ == "DataError":
         return Failure("data", str(exc) or first_line, traceback=trace)
     if _raised_as(exc, "DistError") or "nccl" in lower or "gloo" in lower or "process group" in lower:
@@ -147,6 +157,20 @@ def classify_exit(exit_code: int, rank: int | None = None) -> Failure:
                    rank=rank, exit_code=exit_code)
 
 
+def hang_failure(run: RunFolder, silence_s: float, limit_s: float) -> Failure:
+    """No rank reported progress for longer than the hang timeout (the supervisor's watchdog)."""
+    return Failure("hang", f"no rank made progress for {silence_s / 60:.1f} min (hang timeout {limit_s / 60:.1f} min): "
+                   "the stage's processes were ended; its last committed checkpoint stays loadable",
+                   [f"resume with `kronos-train resume {run.run_id}`: it continues from the last committed "
+                    "checkpoint",
+                    "a stopped or traced process (SIGSTOP, Ctrl-Z, a debugger) or a swapping machine stalls "
+                    "every rank: look for state T or D in `ps -o stat,pid,cmd`",
+                    "on GPUs: check nvidia-smi for a stuck device; rerun with NCCL_DEBUG=INFO to see which "
+                    "rank stalled",
+                    "if steps really take this long (huge validation set, slow shared disk), raise "
+                    "training.hang_timeout_minutes"])
+
+
 _ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(?P<rank>\d+).*?exitcode\s*:\s*(?P<code>-?\d+)", re.S)
 
 
@@ -173,14 +197,33 @@ def write_failure(run: RunFolder, failure: Failure) -> Path:
     return path
 
 
+def failure_from_json(data: dict[str, Any] | None) -> Failure | None:
+    """A Failure from a failures/ file, fields of the wrong type left at their defaults;
+    None when it has no usable kind and message."""
+    if not data or not isinstance(data.get("kind"), str) or not isinstance(data.get("message"), str):
+        return None
+    failure = Failure(data["kind"][:40], data["message"][:4000])
+    remedy = data.get("remedy")
+    if isinstance(remedy, list) and all(isinstance(r, str) for r in remedy):
+        failure.remedy = remedy[:20]
+    for name in ("rank", "exit_code", "attempt"):
+        if is_whole(data.get(name)):
+            setattr(failure, name, data[name])
+    if data.get("stage") in STAGES:
+        failure.stage = data["stage"]
+    if is_number(data.get("t")):
+        failure.t = float(data["t"])
+    if isinstance(data.get("traceback"), str):
+        failure.traceback = data["traceback"][-4000:]
+    if failure.kind not in ERROR_KINDS and failure.kind not in SECONDARY_KINDS:
+        failure.kind = "other"
+    return failure
+
+
 def read_failures(run: RunFolder, stage: str, attempt: int) -> list[Failure]:
-    out = []
-    for path in sorted(failures_dir(run).glob(f"{stage}.attempt{attempt}.rank*.json")):
-        data = read_json(path)
-        if data:
-            known = {k: v for k, v in data.items() if k in Failure.__dataclass_fields__}
-            out.append(Failure(**known))
-    return out
+    found = (failure_from_json(read_json(path))
+             for path in sorted(failures_dir(run).glob(f"{stage}.attempt{attempt}.rank*.json")))
+    return [f for f in found if f is not None]
 
 
 def root_cause(failures: list[Failure]) -> Failure | None:

@@ -39,6 +39,7 @@ from . import checkpoint
 from .control import StopPoller
 from .distributed import DistEnv
 from .early_stopping import EarlyStopping
+from .outcome import ProgressReporter
 from .schedules import LRSchedule
 
 TrainLoss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], "tuple[torch.Tensor, dict[str, torch.Tensor]]"]
@@ -242,14 +243,14 @@ def train_step(s: Stage, feed: Prefetcher) -> tuple[dict[str, torch.Tensor], flo
 
 
 @torch.no_grad()
-def validate(s: Stage) -> float:
+def validate(s: Stage, beat: Callable[[], None] = lambda: None) -> float:
     """Sample-weighted mean of the per-sample validation loss over every rank's share.
 
     The same windows every pass (epoch 0 of the validation sampler) and, for the
     predictor's sampled s1, a generator seeded the same way every pass: the
     validation loss is a deterministic function of the weights.
     """
-    s.raw_model.eval()
+    s.raw_model.train(False)
     generator = torch.Generator(device=s.dist.device)
     generator.manual_seed(s.cfg.training.seed * 1000 + 17 + s.dist.rank)
     totals = torch.zeros(2, dtype=torch.float64, device=s.dist.device)
@@ -261,6 +262,7 @@ def validate(s: Stage) -> float:
             per_sample = s.val_loss(s.raw_model, x, stamp, generator)
         totals[0] += per_sample.double().sum()
         totals[1] += per_sample.numel()
+        beat()                                   # a long validation pass is progress, not a hang
     s.dist.all_reduce_sum(totals)
     s.raw_model.train()
     return float(totals[0] / totals[1]) if totals[1] > 0 else math.nan
@@ -282,6 +284,8 @@ class StageRunner:
         self.resumed_from: int | None = None
         self.has_val = s.val_sampler.num_batches(0) > 0
         self.ending: str | None = None        # set while the stage saves on its way out (early stop)
+        self.beacon = ProgressReporter(s.run, s.name, s.attempt, s.dist.rank)   # for the hang watchdog
+        self.outcome: dict[str, Any] = {}     # how the stage ended: the result file's content
 
     # ------------------------------------------------------------ state
     def train_state(self) -> dict[str, Any]:
@@ -309,11 +313,16 @@ class StageRunner:
                 raise StageConfigError(
                     f"{ckpt.path}: the checkpoint was taken with {key} = {ts.get(key)}, this stage has {now}; "
                     "an exact resume needs the same value (start a new run to change it)")
-        s.optimizer.load_state_dict(ckpt.trainer_state["optimizer"])
-        s.schedule.load_state_dict(ckpt.trainer_state["schedule"])
-        s.scaler.load_state_dict(ckpt.trainer_state["scaler"])
-        self.window.load_state_dict(ckpt.rank_state["window"])
-        self.early.load_state_dict(ts["early_stopping"])
+        try:
+            s.optimizer.load_state_dict(ckpt.trainer_state["optimizer"])
+            s.schedule.load_state_dict(ckpt.trainer_state["schedule"])
+            s.scaler.load_state_dict(ckpt.trainer_state["scaler"])
+            self.window.load_state_dict(ckpt.rank_state["window"])
+            self.early.load_state_dict(ts["early_stopping"])
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as exc:
+            # Verified files that still do not fit this stage: written by something else.
+            raise checkpoint.CheckpointError(f"{ckpt.path}: the trainer state does not fit this stage "
+                                             f"({type(exc).__name__}: {str(exc)[:200]})") from None
         self.progress = Progress(int(ts["step"]), int(ts["epoch"]), int(ts["batch_in_epoch"]),
                                  float(ts.get("elapsed_s", 0.0)))
         self.resumed_from = self.progress.step
@@ -372,11 +381,14 @@ class StageRunner:
     # ------------------------------------------------------------ checkpoints
     def save_last(self) -> None:
         started = time.time()
+        self.beacon.beat()
         path = checkpoint.save_last(self.s.run, self.s.name, self.s.dist, model=self.s.raw_model,
                                     trainer_state=self.trainer_state(), train_state=self.train_state(),
-                                    rank_state={"window": self.window.state_dict()})
+                                    rank_state={"window": self.window.state_dict()},
+                                    keep=self.s.cfg.checkpoint.keep_last)
         self.emit("checkpoint", step=self.progress.step, kind="last", path=str(path), epoch=self.progress.epoch,
                   duration_s=round(time.time() - started, 3))
+        self.beacon.beat()
 
     def save_best(self) -> None:
         if not self.s.dist.is_main:
@@ -394,7 +406,7 @@ class StageRunner:
             self.save_best()
             return False
         started = time.time()
-        val_loss = validate(s)
+        val_loss = validate(s, self.beacon.beat)
         improved = bool(s.dist.broadcast_int(int(self.early.update(val_loss, p.step, p.epoch))))
         s.schedule.after_validation(val_loss)
         self.emit("val", step=p.step, epoch=p.epoch, val_loss=_number(val_loss),
@@ -415,6 +427,7 @@ class StageRunner:
             fields["best_path"] = str(self.s.run.checkpoint_dir(self.s.name, "best"))
         if message:
             fields["message"] = message
+        self.outcome = {**fields, "source": self.poller.source}
         self.emit("stage_end", **fields)
         self.say(f"{status}{': ' + message if message else ''}")
         return status
@@ -461,6 +474,7 @@ class StageRunner:
             self.restore(ckpt)
         p = self.progress
         self.emit_stage_start()
+        self.beacon.beat(p.step)                    # arms the supervisor's hang watchdog
         if self.ending == "early_stop_request":     # killed while ending early: finish the ending
             return self.early_stop_on_request()
         if ckpt is not None and self.early.should_stop:
@@ -479,6 +493,7 @@ class StageRunner:
                     values, lr = train_step(s, feed)
                     p.step += 1
                     p.batch_in_epoch += s.accumulation
+                    self.beacon.beat(p.step)
                     self.window.add(values, s.accumulation, lr)
                     self.window.data_wait_s += feed.wait_s - wait_before
                     if p.step % log_interval == 0:

@@ -37,6 +37,7 @@ from . import checkpoint
 from .distributed import DistEnv, init_distributed, shutdown_distributed
 from .failures import classify_exception, write_failure
 from .gpu_sampler import GpuSampler
+from .outcome import write_result
 from .loop import Stage, StageConfigError, StageRunner, optimizer_steps_per_epoch
 from .schedules import LRSchedule
 
@@ -165,7 +166,7 @@ def build_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist
     else:
         tokenizer_path = tokenizer_for_basemodel(cfg, run, ckpt)
         extra["tokenizer_path"] = str(tokenizer_path)
-        tokenizer = load_tokenizer(tokenizer_path, device=dist.device).eval().requires_grad_(False)
+        tokenizer = load_tokenizer(tokenizer_path, device=dist.device).train(False).requires_grad_(False)
         model = load_predictor(ckpt.path) if ckpt else initial_predictor(cfg)
         errors = [str(p) for p in check_pair(tokenizer, model, cfg.data.max_context) if p.level == "error"]
         if errors:
@@ -223,11 +224,17 @@ def run_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist: 
     try:
         prepared = load_data(cfg, run, dist)
         ckpt = checkpoint.load_last(run, name, dist)
+        for note in ckpt.notes if ckpt is not None else []:
+            writer.emit("log", level="warning", message=note)
+            print(f"[{name}] {note}", flush=True)
         stage = build_stage(run, cfg, name, attempt, dist, prepared, ckpt, writer, deadline)
-        status = StageRunner(stage).run(ckpt)
+        runner = StageRunner(stage)
+        status = runner.run(ckpt)
         if dist.is_main and status in ("completed", "early_stopped"):
             export_official(cfg, run, name)
         dist.barrier()
+        if dist.is_main:                 # the supervisor decides from this, not from events.jsonl
+            write_result(run, name, attempt, runner.outcome)
         return status
     finally:
         if sampler is not None:

@@ -158,13 +158,19 @@ def test_missing_volume_means_zero_volume_and_amount_with_a_warning(tmp_path):
     assert (prepared.table.values[:, 4:] == 0).all()
 
 
-def test_amount_is_derived_as_close_times_volume(tmp_path):
+def test_amount_is_derived_as_forecasting_does_volume_times_mean_ohlc(tmp_path):
+    import pandas as pd
+
+    from kronos_train.model.forecast import prepare_features
+
     path = tmp_path / "k.csv"
     write_synthetic(path, 2, 40)
     prepared = prepare(path)
     assert issue_with(prepared.report, "amount_derived").level == "info"
     v = prepared.table.values
-    assert abs(v[:, 5] - v[:, 3] * v[:, 4]).max() <= 1e-6 * abs(v[:, 5]).max()
+    frame = pd.DataFrame(v[:, :5].astype("float64"), columns=["open", "high", "low", "close", "volume"])
+    assert abs(v[:, 5] - prepare_features(frame)[:, 5]).max() <= 1e-6 * abs(v[:, 5]).max()   # one rule for both
+    assert abs(v[:, 5] - v[:, 3] * v[:, 4]).max() > 1e-3 * abs(v[:, 5]).max()                # not close x volume
 
 
 def test_empty_volume_cells_become_zero_with_a_warning(tmp_path):

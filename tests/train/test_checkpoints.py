@@ -34,7 +34,8 @@ def tiny_model(value: float) -> torch.nn.Module:
 def save(run: RunFolder, step: int) -> None:
     checkpoint.save_last(run, "tokenizer", DistEnv(), model=tiny_model(float(step)),
                          trainer_state={"optimizer": {}, "schedule": {}, "scaler": {}},
-                         train_state={"step": step, "world_size": 1}, rank_state={"window": {}})
+                         train_state={"step": step, "epoch": 0, "batch_in_epoch": 0, "early_stopping": {},
+                                      "world_size": 1}, rank_state={"window": {}})
 
 
 def loaded_step(run: RunFolder) -> int:
@@ -52,8 +53,8 @@ def test_last_checkpoint_round_trip_and_official_layout(tmp_path):
     save(run, 3)
     last = run.checkpoint_dir("tokenizer", "last")
     names = {p.name for p in last.iterdir()}
-    assert {"config.json", "model.safetensors", "README.md", "trainer_state.pt", "train_state.json",
-            "rank_state_0.pt", COMMIT_MARKER} <= names
+    assert {"config.json", "model.safetensors", "README.md", "trainer_state.safetensors", "trainer_state.json",
+            "train_state.json", "rank_state_0.safetensors", "rank_state_0.json", COMMIT_MARKER} <= names
     assert json.loads((last / COMMIT_MARKER).read_text())["step"] == 3
     assert run.has_committed_checkpoint("tokenizer") and loaded_step(run) == 3
     save(run, 7)

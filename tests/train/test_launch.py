@@ -97,16 +97,18 @@ def test_skip_tokenizer_needs_a_tokenizer_for_the_basemodel(tmp_path):
     assert any("needs a trained tokenizer" in p for p in err.value.problems)
 
 
-def fake_checkpoint(run: RunFolder, stage: str, world_size: int) -> None:
+def fake_checkpoint(run: RunFolder, stage: str, world_size: int, **train_state) -> None:
     """A committed last/ whose train_state says what it was taken under."""
     cfg = load_run_config(run)
     last = run.checkpoint_dir(stage, "last")
-    last.mkdir(parents=True)
     import json
 
-    (last / "train_state.json").write_text(json.dumps({"world_size": world_size, "config_hash": config_hash(cfg),
-                                                       "config": to_dict(cfg)}))
-    (last / "COMMITTED").write_text('{"step": 4}')
+    from kronos_train.train.commit import aside_dir, commit_dir
+
+    staged = aside_dir(last.parent, "last", 4)
+    (staged / "train_state.json").write_text(json.dumps({"world_size": world_size, "config_hash": config_hash(cfg),
+                                                         "config": to_dict(cfg), **train_state}))
+    commit_dir(staged, last, 4)
 
 
 def test_resume_refuses_what_breaks_exactness(tmp_path):
@@ -131,14 +133,8 @@ def test_resume_refuses_what_breaks_exactness(tmp_path):
 
 
 def test_resume_refuses_a_changed_data_file(tmp_path):
-    import json
-
     run = create_run(write_preset(tmp_path), tmp_path / "logs")
-    fake_checkpoint(run, "tokenizer", world_size=2)
-    state_path = run.checkpoint_dir("tokenizer", "last") / "train_state.json"
-    state = json.loads(state_path.read_text())
-    state["data_file"] = data_fingerprint(load_run_config(run))
-    state_path.write_text(json.dumps(state))
+    fake_checkpoint(run, "tokenizer", world_size=2, data_file=data_fingerprint(load_run_config(run)))
     run.write_status(state="stopped")
     assert resume_problems(run) == []
     with open(tmp_path / "data" / "tiny.csv", "a") as fh:

@@ -1,0 +1,7 @@
+"""The reliability suite reuses the training tests' helpers (tiny preset, waiting for runs)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
