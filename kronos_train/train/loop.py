@@ -119,13 +119,19 @@ class Prefetcher:
 
     A window is an array slice, so one thread keeps up; ``wait_s`` is the time
     the loop spent blocked on it (the ``data_wait`` share of step records).
+    On CUDA the batches are pinned, and the next one is already copied to the
+    GPU on a side stream while the current step runs, so a step never waits
+    for its host-to-device copy.
     """
 
     def __init__(self, windows: Any, batches: list[np.ndarray], device: torch.device, depth: int):
         self.windows, self.batches, self.device = windows, batches, device
         self.pin = device.type == "cuda"
+        self.copy_stream = torch.cuda.Stream(device) if self.pin else None
         self.queue: queue.Queue = queue.Queue(maxsize=max(2, depth))
         self.wait_s = 0.0
+        self.remaining = len(batches)      # batches not yet taken off the queue
+        self.staged: tuple[torch.Tensor, torch.Tensor] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._fill, name="prefetch", daemon=True)
         self._thread.start()
@@ -151,14 +157,28 @@ class Prefetcher:
         except BaseException as exc:   # handed to the loop, which raises it
             self._put(exc)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _take(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch off the queue, its copy to the device started (not awaited)."""
         started = time.perf_counter()
         item = self.queue.get()
         self.wait_s += time.perf_counter() - started
         if isinstance(item, BaseException):
             raise item
-        x, stamp = item
-        return x.to(self.device, non_blocking=True), stamp.to(self.device, non_blocking=True)
+        self.remaining -= 1
+        with torch.cuda.stream(self.copy_stream) if self.copy_stream is not None else contextlib.nullcontext():
+            return tuple(t.to(self.device, non_blocking=True) for t in item)   # type: ignore[return-value]
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.staged if self.staged is not None else self._take()
+        if self.copy_stream is not None:
+            # The compute stream waits for the copy; the caching allocator must not
+            # reuse the tensors' memory before the compute stream is done with them.
+            compute = torch.cuda.current_stream(self.device)
+            compute.wait_stream(self.copy_stream)
+            for tensor in batch:
+                tensor.record_stream(compute)
+        self.staged = self._take() if self.remaining else None
+        return batch
 
     def close(self) -> None:
         self._stop.set()
@@ -338,7 +358,8 @@ class StageRunner:
                   world_size=s.dist.world_size, batch_size=s.cfg.training.batch_size, global_batch=s.global_batch,
                   accumulation_steps=s.accumulation, resumed_from=self.resumed_from, params=params,
                   train_windows=s.sampler.samples_drawn, val_windows=s.val_sampler.samples_drawn,
-                  precision=s.cfg.training.precision, device=str(s.dist.device), lr=s.peak_lr)
+                  precision=s.cfg.training.precision, compile=s.cfg.training.compile,
+                  device=str(s.dist.device), lr=s.peak_lr)
         where = f"resumed at step {self.resumed_from}" if self.resumed_from is not None else "from the start"
         self.say(f"{s.epochs} epochs x {s.steps_per_epoch} steps, global batch {s.global_batch}, "
                  f"{s.dist.world_size} process(es) on {s.dist.device}, {params:,} parameters, {where}")
