@@ -13,9 +13,9 @@ Both sides run the same networks, built with random weights from the published
 configurations (no hub download): the official ``KronosTokenizer``/``Kronos``
 from PATH, and this project's, which load the official state dict, so both do
 exactly the same arithmetic on the same batch.  Per network and variant it
-prints samples/s, ms per step, peak GPU memory, and the ratio to the official
-step as shipped (fp32) and to the official step under bf16 autocast, all
-measured in this run.
+prints samples/s, ms per step, peak GPU memory (median round), and the ratio to
+the official step as shipped (fp32) and to the official step under bf16
+autocast, all measured in this run (median of the ratios within each round).
 
 The official step is that of ``finetune_csv`` (``finetune_tokenizer.py::train_tokenizer``,
 ``finetune_base_model.py::train_model``): forward, its loss, backward, clip
@@ -88,6 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--compile", action="store_true", help="also time kronos_train bf16 under torch.compile")
     p.add_argument("--tiny", action="store_true", help="the tiny official-baseline networks (CPU smoke runs)")
+    p.add_argument("--fp32-only", action="store_true",
+                   help="skip the bf16 variants (CPUs without bf16 arithmetic, where they only cost time)")
     p.add_argument("--only", choices=("tokenizer", "predictor"), default=None, help="time one network only")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
@@ -293,6 +295,8 @@ def variant_list(official: Callable, ours: Callable, args: argparse.Namespace) -
                 Variant("official bf16 autocast", official(True), tf32=False),
                 Variant("kronos_train fp32", ours("fp32"), tf32=True),
                 Variant("kronos_train bf16", ours("bf16"), tf32=True)]
+    if args.fp32_only:
+        variants = [v for v in variants if "bf16" not in v.name]
     if args.compile:
         variants.append(Variant("kronos_train bf16 + compile", ours("bf16", True), tf32=True))
     return variants
@@ -327,20 +331,34 @@ def time_variant(variant: Variant, args: argparse.Namespace, device: torch.devic
 
 
 def measure(network: str, variants: list[Variant], args: argparse.Namespace, device: torch.device) -> list[Result]:
+    """Every variant once per round, rounds interleaved; per variant the median round, and ratios as
+    the median over rounds of the ratio within a round (a shared machine's load drifts between rounds)."""
     timings: dict[str, list[tuple[float, float | None, float]]] = {v.name: [] for v in variants}
-    for _ in range(args.rounds):
+    for round_index in range(args.rounds):
         for variant in variants:
             timings[variant.name].append(time_variant(variant, args, device))
+            seconds = timings[variant.name][-1][0]
+            print(f"  [{network}, round {round_index + 1}/{args.rounds}] {variant.name}: {seconds * 1000:.1f} ms/step",
+                  file=sys.stderr, flush=True)
     results = []
     for variant in variants:
-        runs = sorted(timings[variant.name])
-        seconds, peak, first_loss = runs[len(runs) // 2]
+        seconds, peak, first_loss = median_round(timings[variant.name])
         results.append(Result(network, variant.name, args.batch / seconds, seconds * 1000, peak, first_loss))
-    by_name = {r.variant: r for r in results}
     for r in results:
-        r.vs_official_fp32 = r.samples_per_s / by_name["official fp32 (as shipped)"].samples_per_s
-        r.vs_official_bf16 = r.samples_per_s / by_name["official bf16 autocast"].samples_per_s
+        r.vs_official_fp32 = speedup(timings, r.variant, "official fp32 (as shipped)")
+        r.vs_official_bf16 = speedup(timings, r.variant, "official bf16 autocast")
     return results
+
+
+def median_round(rounds: list[tuple[float, float | None, float]]) -> tuple[float, float | None, float]:
+    return sorted(rounds)[len(rounds) // 2]
+
+
+def speedup(timings: dict[str, list[tuple[float, float | None, float]]], variant: str, baseline: str) -> float | None:
+    """Median over rounds of (baseline seconds / variant seconds) within the same round."""
+    if baseline not in timings:
+        return None
+    return statistics.median(b[0] / v[0] for v, b in zip(timings[variant], timings[baseline]))
 
 
 def device_name(device: torch.device) -> str:
@@ -355,8 +373,9 @@ def print_table(title: str, results: list[Result]) -> None:
           f"{'x official bf16':>16} {'first loss':>11}")
     for r in results:
         peak = "n/a" if r.peak_mib is None else f"{r.peak_mib:.0f}"
+        vs_bf16 = "n/a" if r.vs_official_bf16 is None else f"{r.vs_official_bf16:.2f}"
         print(f"  {r.variant:<29} {r.samples_per_s:10.1f} {r.ms_per_step:9.2f} {peak:>9} "
-              f"{r.vs_official_fp32:16.2f} {r.vs_official_bf16:16.2f} {r.first_loss:11.5f}")
+              f"{r.vs_official_fp32:16.2f} {vs_bf16:>16} {r.first_loss:11.5f}")
 
 
 def main(argv: list[str] | None = None) -> int:
