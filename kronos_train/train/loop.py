@@ -119,9 +119,9 @@ class Prefetcher:
 
     A window is an array slice, so one thread keeps up; ``wait_s`` is the time
     the loop spent blocked on it (the ``data_wait`` share of step records).
-    On CUDA the batches are pinned, and the next one is already copied to the
-    GPU on a side stream while the current step runs, so a step never waits
-    for its host-to-device copy.
+    On CUDA the batches are pinned, and the next one, when ready, is already
+    copied to the GPU on a side stream while the current step runs, so a step
+    does not wait for its host-to-device copy.
     """
 
     def __init__(self, windows: Any, batches: list[np.ndarray], device: torch.device, depth: int):
@@ -131,7 +131,7 @@ class Prefetcher:
         self.queue: queue.Queue = queue.Queue(maxsize=max(2, depth))
         self.wait_s = 0.0
         self.remaining = len(batches)      # batches not yet taken off the queue
-        self.staged: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.staged: Any = None            # the next batch (or error), taken ahead of its step
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._fill, name="prefetch", daemon=True)
         self._thread.start()
@@ -157,19 +157,26 @@ class Prefetcher:
         except BaseException as exc:   # handed to the loop, which raises it
             self._put(exc)
 
-    def _take(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next batch off the queue, its copy to the device started (not awaited)."""
+    def _take(self, wait: bool) -> Any:
+        """The next queue item with its copy to the device started (not awaited): a batch, the
+        producer's exception, or None when ``wait`` is false and nothing is ready yet."""
         started = time.perf_counter()
-        item = self.queue.get()
+        try:
+            item = self.queue.get(block=wait)
+        except queue.Empty:
+            return None
         self.wait_s += time.perf_counter() - started
-        if isinstance(item, BaseException):
-            raise item
         self.remaining -= 1
+        if isinstance(item, BaseException):
+            return item
         with torch.cuda.stream(self.copy_stream) if self.copy_stream is not None else contextlib.nullcontext():
-            return tuple(t.to(self.device, non_blocking=True) for t in item)   # type: ignore[return-value]
+            return tuple(t.to(self.device, non_blocking=True) for t in item)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = self.staged if self.staged is not None else self._take()
+        batch = self.staged if self.staged is not None else self._take(wait=True)
+        self.staged = None
+        if isinstance(batch, BaseException):
+            raise batch
         if self.copy_stream is not None:
             # The compute stream waits for the copy; the caching allocator must not
             # reuse the tensors' memory before the compute stream is done with them.
@@ -177,7 +184,10 @@ class Prefetcher:
             compute.wait_stream(self.copy_stream)
             for tensor in batch:
                 tensor.record_stream(compute)
-        self.staged = self._take() if self.remaining else None
+        # Stage the following batch only if it is ready: waiting for it here would
+        # hold back this step's kernels (the wait belongs to the next step).
+        if self.remaining:
+            self.staged = self._take(wait=False)
         return batch
 
     def close(self) -> None:

@@ -52,8 +52,8 @@ def test_the_prefetcher_raises_the_producers_error_in_the_loop():
     batches = [np.arange(k * 2, k * 2 + 2) for k in range(4)]
     feed = Prefetcher(NumberedWindows(fail_at=5), batches, torch.device("cpu"), depth=2)
     try:
-        # Batch 1 comes out; the broken batch 2 is met while staging it, inside next().
-        assert drain(feed, 1) == [[0, 1]]
+        # The good batches come out; the error is raised when the broken batch is asked for.
+        assert drain(feed, 2) == [[0, 1], [2, 3]]
         with pytest.raises(ValueError, match="window 5 is broken"):
             feed.next()
     finally:
