@@ -330,18 +330,25 @@ def time_variant(variant: Variant, args: argparse.Namespace, device: torch.devic
     return seconds, peak, first_loss
 
 
-def measure(network: str, variants: list[Variant], args: argparse.Namespace, device: torch.device) -> list[Result]:
+def measure(network: str, variants: list[Variant], args: argparse.Namespace, device: torch.device,
+            failures: dict[str, str]) -> list[Result]:
     """Every variant once per round, rounds interleaved; per variant the median round, and ratios as
     the median over rounds of the ratio within a round (a shared machine's load drifts between rounds)."""
     timings: dict[str, list[tuple[float, float | None, float]]] = {v.name: [] for v in variants}
     for round_index in range(args.rounds):
-        for variant in variants:
-            timings[variant.name].append(time_variant(variant, args, device))
-            seconds = timings[variant.name][-1][0]
-            print(f"  [{network}, round {round_index + 1}/{args.rounds}] {variant.name}: {seconds * 1000:.1f} ms/step",
-                  file=sys.stderr, flush=True)
+        for variant in [v for v in variants if f"{network}: {v.name}" not in failures]:
+            where = f"[{network}, round {round_index + 1}/{args.rounds}] {variant.name}"
+            try:
+                timings[variant.name].append(time_variant(variant, args, device))
+            except Exception as exc:       # one broken variant (a compile error, say) must not hide the others
+                if variant.name.startswith("official fp32"):
+                    raise                  # the baseline of every ratio
+                failures[f"{network}: {variant.name}"] = f"{type(exc).__name__}: {exc}"
+                print(f"  {where}: FAILED: {exc}", file=sys.stderr, flush=True)
+                continue
+            print(f"  {where}: {timings[variant.name][-1][0] * 1000:.1f} ms/step", file=sys.stderr, flush=True)
     results = []
-    for variant in variants:
+    for variant in [v for v in variants if timings[v.name] and f"{network}: {v.name}" not in failures]:
         seconds, peak, first_loss = median_round(timings[variant.name])
         results.append(Result(network, variant.name, args.batch / seconds, seconds * 1000, peak, first_loss))
     for r in results:
@@ -356,7 +363,7 @@ def median_round(rounds: list[tuple[float, float | None, float]]) -> tuple[float
 
 def speedup(timings: dict[str, list[tuple[float, float | None, float]]], variant: str, baseline: str) -> float | None:
     """Median over rounds of (baseline seconds / variant seconds) within the same round."""
-    if baseline not in timings:
+    if not timings.get(baseline):
         return None
     return statistics.median(b[0] / v[0] for v, b in zip(timings[variant], timings[baseline]))
 
@@ -388,13 +395,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  batch {args.batch}, window {args.window}, {args.steps} timed steps after {args.warmup} warm-up, "
           f"{args.rounds} round(s); the same random weights on both sides")
     results: list[Result] = []
+    failures: dict[str, str] = {}
     if args.only in (None, "tokenizer"):
         tok = tokenizer_variants(args, official_tok_cls, device)
-        results += measure(args.tokenizer, tok, args, device)
+        results += measure(args.tokenizer, tok, args, device, failures)
         print_table(f"tokenizer {args.tokenizer}", results)
     if args.only in (None, "predictor"):
         pred = predictor_variants(args, official_tok_cls, official_pred_cls, device)
-        pred_results = measure(args.predictor, pred, args, device)
+        pred_results = measure(args.predictor, pred, args, device, failures)
         results += pred_results
         print_table(f"predictor {args.predictor} (tokens from a frozen {args.tokenizer})", pred_results)
     print("\n  first loss: the same weights and batch, so official and kronos_train agree at fp32 (the predictor "
@@ -402,8 +410,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"device": device_name(device), "torch": torch.__version__,
                                          "official": provenance, "batch": args.batch, "window": args.window,
-                                         "results": [asdict(r) for r in results]}, indent=1))
-    return 0
+                                         "results": [asdict(r) for r in results], "failures": failures}, indent=1))
+    for name, reason in failures.items():
+        print(f"FAILED: {name} ({reason})")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
