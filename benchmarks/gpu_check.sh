@@ -98,7 +98,7 @@ PY
 side_by_side() {
     step "4/6 side by side with the official finetune_csv step: Kronos-Tokenizer-base, Kronos-small"
     "$PY" benchmarks/bench_official.py --official "$OFFICIAL" --tokenizer Kronos-Tokenizer-base \
-        --predictor Kronos-small --batch 32 --window 287 --warmup 5 --steps 30 --rounds 2 --compile --json "$JSON"
+        --predictor Kronos-small --batch 32 --window 287 --warmup 10 --steps 50 --rounds 2 --compile --json "$JSON"
 }
 
 kaggle_run() {
@@ -125,11 +125,12 @@ YAML
 }
 
 forecast() {
-    step "6/6 forecast throughput with the KV cache: a 5,000-ticker submission (Kronos-base, lookback 256, 30 steps)"
+    step "6/6 forecast throughput with the KV cache: a 5,000-ticker submission (Kronos-base, lookback 256, 30 steps, 5 samples, kronos-train predict's batch 64)"
     "$PY" benchmarks/bench_predict.py --device cuda --predictor Kronos-base --tickers 5000 --lookback 256 \
         --horizon 30 --sample-count 5 --batch 64
+    echo "-- a larger batch (the KV cache of 256 tickers x 5 samples is about 32 GB for Kronos-base):"
     "$PY" benchmarks/bench_predict.py --device cuda --predictor Kronos-base --tickers 5000 --lookback 256 \
-        --horizon 30 --sample-count 5 --batch 1000
+        --horizon 30 --sample-count 5 --batch 256
     echo "-- the KV cache against the full recompute (640 tickers, batch 64):"
     "$PY" benchmarks/bench_predict.py --device cuda --predictor Kronos-base --tickers 640 --lookback 256 \
         --horizon 30 --sample-count 5 --batch 64 --no-cache
