@@ -54,6 +54,7 @@ def stage_figures(records: list[dict], stage: str) -> dict | None:
         "samples_per_s": statistics.median(r["samples_per_s"] for r in timed),
         "samples_per_s_min": min(r["samples_per_s"] for r in timed),
         "samples_per_s_max": max(r["samples_per_s"] for r in timed),
+        "step_time_s": statistics.median(r.get("step_time_s") or 0 for r in timed),
         "data_wait": sum(r["data_wait"] * w for r, w in zip(timed, weights)) / max(sum(weights), 1e-9),
         "steps": end.get("step"), "world_size": start["world_size"], "global_batch": start.get("global_batch"),
         "stage_s": end.get("duration_s"), "val_s": sum(vals), "checkpoint_s": sum(ckpts),
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     records = read_events(run.events_path)
     print(f"bench_train: preset {args.config}, run {run.run_id}, exit code {code}, wall {wall:.1f} s, "
           f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    for error in (r for r in records if r["event"] == "error"):   # the supervisor's output was silenced
+        print(f"  error {error['kind']}: {error['message']}")
     launches = [r["t"] for r in records if r["event"] in ("run_start", "stage_end")]
     for stage in STAGES:
         fig = stage_figures(records, stage)
@@ -99,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         begin = next(r["t"] for r in records if r["event"] == "stage_start" and r.get("stage") == stage)
         overhead = begin - max(t for t in launches if t <= begin)
         print(f"  {stage:<9} {fig['samples_per_s']:8.1f} samples/s (median; {fig['samples_per_s_min']:.0f}-"
-              f"{fig['samples_per_s_max']:.0f}), data wait {fig['data_wait']:.1%}, {fig['steps']} steps x global batch "
+              f"{fig['samples_per_s_max']:.0f}), step {fig['step_time_s'] * 1000:.1f} ms, data wait {fig['data_wait']:.2%}, "
+              f"{fig['steps']} steps x global batch "
               f"{fig['global_batch']} on {fig['world_size']} process(es); stage {fig['stage_s']:.1f} s "
               f"(validation {fig['val_s']:.1f} s, checkpoints {fig['checkpoint_s']:.1f} s), process-group start "
               f"{overhead:.1f} s; loss {fig['first_loss']:.4g} -> {fig['last_loss']:.4g}")

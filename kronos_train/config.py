@@ -95,6 +95,7 @@ class TrainingConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     precision: str = "fp32"
     gradient_checkpointing: bool = False
+    compile: bool = False              # torch.compile the training forward (warm-up cost; measure before use)
     tokenizer_grad_clip: float = 2.0   # official finetune scripts clip at 2.0 ...
     predictor_grad_clip: float = 3.0   # ... and 3.0
     teacher_forcing: bool = False      # official training samples s1 for the s2 head

@@ -42,7 +42,7 @@ EVENT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
                   frozenset({"config_hash", "host", "pid", "resumed", "nodes", "backend", "device"})),
     "stage_start": (frozenset({"stage", "attempt", "epochs", "steps_per_epoch", "total_steps", "world_size"}),
                     frozenset({"batch_size", "global_batch", "accumulation_steps", "resumed_from", "params",
-                               "train_windows", "val_windows", "precision", "device", "lr"})),
+                               "train_windows", "val_windows", "precision", "compile", "device", "lr"})),
     "step": (frozenset({"stage", "attempt", "step", "epoch", "loss", "lr"}),
              frozenset({"parts", "grad_norm", "samples_per_s", "data_wait", "step_time_s", "mem_gb", "elapsed_s"})),
     "val": (frozenset({"stage", "attempt", "step", "epoch", "val_loss", "best_val_loss", "improved"}),

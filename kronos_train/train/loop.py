@@ -120,13 +120,19 @@ class Prefetcher:
 
     A window is an array slice, so one thread keeps up; ``wait_s`` is the time
     the loop spent blocked on it (the ``data_wait`` share of step records).
+    On CUDA the batches are pinned, and the next one, when ready, is already
+    copied to the GPU on a side stream while the current step runs, so a step
+    does not wait for its host-to-device copy.
     """
 
     def __init__(self, windows: Any, batches: list[np.ndarray], device: torch.device, depth: int):
         self.windows, self.batches, self.device = windows, batches, device
         self.pin = device.type == "cuda"
+        self.copy_stream = torch.cuda.Stream(device) if self.pin else None
         self.queue: queue.Queue = queue.Queue(maxsize=max(2, depth))
         self.wait_s = 0.0
+        self.remaining = len(batches)      # batches not yet taken off the queue
+        self.staged: Any = None            # the next batch (or error), taken ahead of its step
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._fill, name="prefetch", daemon=True)
         self._thread.start()
@@ -152,14 +158,38 @@ class Prefetcher:
         except BaseException as exc:   # handed to the loop, which raises it
             self._put(exc)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _take(self, wait: bool) -> Any:
+        """The next queue item with its copy to the device started (not awaited): a batch, the
+        producer's exception, or None when ``wait`` is false and nothing is ready yet."""
         started = time.perf_counter()
-        item = self.queue.get()
+        try:
+            item = self.queue.get(block=wait)
+        except queue.Empty:
+            return None
         self.wait_s += time.perf_counter() - started
+        self.remaining -= 1
         if isinstance(item, BaseException):
-            raise item
-        x, stamp = item
-        return x.to(self.device, non_blocking=True), stamp.to(self.device, non_blocking=True)
+            return item
+        with torch.cuda.stream(self.copy_stream) if self.copy_stream is not None else contextlib.nullcontext():
+            return tuple(t.to(self.device, non_blocking=True) for t in item)
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self.staged if self.staged is not None else self._take(wait=True)
+        self.staged = None
+        if isinstance(batch, BaseException):
+            raise batch
+        if self.copy_stream is not None:
+            # The compute stream waits for the copy; the caching allocator must not
+            # reuse the tensors' memory before the compute stream is done with them.
+            compute = torch.cuda.current_stream(self.device)
+            compute.wait_stream(self.copy_stream)
+            for tensor in batch:
+                tensor.record_stream(compute)
+        # Stage the following batch only if it is ready: waiting for it here would
+        # hold back this step's kernels (the wait belongs to the next step).
+        if self.remaining:
+            self.staged = self._take(wait=False)
+        return batch
 
     def close(self) -> None:
         self._stop.set()
@@ -347,7 +377,8 @@ class StageRunner:
                   world_size=s.dist.world_size, batch_size=s.cfg.training.batch_size, global_batch=s.global_batch,
                   accumulation_steps=s.accumulation, resumed_from=self.resumed_from, params=params,
                   train_windows=s.sampler.samples_drawn, val_windows=s.val_sampler.samples_drawn,
-                  precision=s.cfg.training.precision, device=str(s.dist.device), lr=s.peak_lr)
+                  precision=s.cfg.training.precision, compile=s.cfg.training.compile,
+                  device=str(s.dist.device), lr=s.peak_lr)
         where = f"resumed at step {self.resumed_from}" if self.resumed_from is not None else "from the start"
         self.say(f"{s.epochs} epochs x {s.steps_per_epoch} steps, global batch {s.global_batch}, "
                  f"{s.dist.world_size} process(es) on {s.dist.device}, {params:,} parameters, {where}")

@@ -132,6 +132,28 @@ def wrap(model: torch.nn.Module, dist: DistEnv) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
+def use_tf32(enabled: bool) -> None:
+    """TF32 matmuls for the fp32 work outside autocast on CUDA (nanoGPT's setting)."""
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def build_optimizer(model: torch.nn.Module, lr: float, betas: tuple[float, float], weight_decay: float,
+                    device: torch.device) -> torch.optim.AdamW:
+    """The official AdamW; on CUDA the fused kernel (one launch for all parameters, same update rule)."""
+    fused = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay, **fused)
+
+
+def compiled(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    """``training.compile``: the module the training steps run through, compiled when asked.
+
+    It shares its parameters with ``model``; validation and saving keep using
+    the plain module (other batch shapes, no recompiles, no ``_orig_mod.`` keys).
+    """
+    return torch.compile(model) if enabled else model
+
+
 def tokenizer_for_basemodel(cfg: KronosConfig, run: RunFolder, ckpt: checkpoint.LastCheckpoint | None) -> Path:
     """The frozen tokenizer: the one a checkpoint recorded, else run_config.basemodel_tokenizer."""
     if ckpt is not None and ckpt.train_state.get("tokenizer_path"):
@@ -184,10 +206,8 @@ def build_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist
     model = model.to(dist.device).train()
     set_gradient_checkpointing(model, t.gradient_checkpointing)
     seed_everything(t.seed + 1000 * dist.rank)   # dropout and s1 sampling differ per rank
-    ddp_model = wrap(model, dist)
-    fused = dist.device.type == "cuda"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=t.adam_weight_decay,
-                                  **({"fused": True} if fused else {}))
+    ddp_model = compiled(wrap(model, dist), t.compile)
+    optimizer = build_optimizer(model, lr, betas, t.adam_weight_decay, dist.device)
     train_sampler, val_sampler = samplers(cfg, prepared, dist, name)
     epochs = t.tokenizer_epochs if name == "tokenizer" else t.basemodel_epochs
     total_steps = epochs * optimizer_steps_per_epoch(train_sampler, t.accumulation_steps)
@@ -211,8 +231,7 @@ def export_official(cfg: KronosConfig, run: RunFolder, stage: str) -> None:
 def run_stage(run: RunFolder, cfg: KronosConfig, name: str, attempt: int, dist: DistEnv,
               deadline: float | None = None) -> str:
     if dist.device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        use_tf32(True)
     defaults = {"stage": name, "attempt": attempt}
     writer = EventWriter(run.events_path, defaults) if dist.is_main else NullWriter()
     if dist.is_main:                      # rank 0 mirrors what it writes to the trackers (tracking.report_to)
