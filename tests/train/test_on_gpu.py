@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import math
-import socket
 
 import numpy as np
 import pytest
@@ -23,7 +22,7 @@ from kronos_train.train.loop import Prefetcher
 from kronos_train.train.stages import build_optimizer, compiled, run_stage
 
 from test_fast_path import NumberedWindows, drain
-from train_helpers import events, write_preset
+from train_helpers import events, free_port, write_preset
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU with a CUDA build of torch")]
@@ -110,12 +109,6 @@ def test_fused_adamw_on_cuda_takes_the_same_step_as_the_plain_one():
             optimizer.zero_grad()
     for a, b in zip(fused_model.parameters(), plain_model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_an_nccl_process_group_reduces_on_the_gpu_and_ddp_trains_a_bf16_step():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,10 @@ def curve(run: RunFolder) -> dict[tuple[str, str, int], tuple]:
         elif rec["event"] == "val":
             points[(rec["stage"], "val", rec["step"])] = (rec["val_loss"], rec["best_val_loss"], rec["improved"])
     return points
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for a server or rendezvous a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
