@@ -23,7 +23,8 @@ try:  # orjson parses step records about 6x faster than json; fall back quietly.
 except ImportError:  # pragma: no cover - orjson is a declared dependency
     _orjson = None
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SCHEMAS_READ = (1, 2)           # 2 added the workers event; version 1 files read unchanged
 
 STAGES = ("tokenizer", "basemodel")
 STAGE_STATUSES = ("completed", "early_stopped", "stopped", "failed", "skipped")
@@ -48,6 +49,7 @@ EVENT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "val": (frozenset({"stage", "attempt", "step", "epoch", "val_loss", "best_val_loss", "improved"}),
             frozenset({"baseline", "bad_evals", "patience", "duration_s"})),
     "gpu": (frozenset({"host", "gpus"}), frozenset({"stage", "attempt"})),
+    "workers": (frozenset({"host", "workers"}), frozenset({"stage", "attempt"})),
     "checkpoint": (frozenset({"stage", "attempt", "step", "kind", "path"}), frozenset({"epoch", "duration_s"})),
     "early_stop": (frozenset({"stage", "attempt", "step", "reason"}),
                    frozenset({"patience", "bad_evals", "best_val_loss"})),
@@ -61,6 +63,7 @@ EVENT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 
 GPU_FIELDS = frozenset({"index", "name", "util", "mem_used_mb", "mem_total_mb", "temp_c", "power_w"})
+WORKER_FIELDS = frozenset({"pid", "rank", "cpu", "rss_mb", "threads"})
 
 
 # --------------------------------------------------------------------------- encoding
@@ -235,8 +238,14 @@ def validate_record(rec: dict[str, Any]) -> list[str]:
                 problems.append("gpu: each entry needs an 'index'")
             elif gpu.keys() - GPU_FIELDS:
                 problems.append(f"gpu: undocumented fields {sorted(gpu.keys() - GPU_FIELDS)}")
-    if event == "run_start" and rec.get("schema") != SCHEMA_VERSION:
-        problems.append(f"run_start: schema {rec.get('schema')!r}, this reader knows {SCHEMA_VERSION}")
+    if event == "workers":
+        for worker in rec.get("workers") or []:
+            if not isinstance(worker, dict) or "pid" not in worker:
+                problems.append("workers: each entry needs a 'pid'")
+            elif worker.keys() - WORKER_FIELDS:
+                problems.append(f"workers: undocumented fields {sorted(worker.keys() - WORKER_FIELDS)}")
+    if event == "run_start" and rec.get("schema") not in SCHEMAS_READ:
+        problems.append(f"run_start: schema {rec.get('schema')!r}, this reader knows {SCHEMAS_READ}")
     return problems
 
 

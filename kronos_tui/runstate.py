@@ -51,6 +51,7 @@ FIELDS_READ: dict[str, set[str]] = {
     "step": {"stage", "step", "epoch", "loss", "lr", "samples_per_s", "data_wait", "mem_gb"},
     "val": {"stage", "step", "epoch", "val_loss", "improved", "baseline", "bad_evals", "patience"},
     "gpu": {"host", "gpus"},
+    "workers": {"host", "workers"},
     "checkpoint": {"stage", "step", "kind", "path"},
     "early_stop": {"stage", "step", "reason", "patience", "bad_evals", "best_val_loss"},
     "stop": {"kind", "step", "stage", "source"},
@@ -103,6 +104,17 @@ class GpuRow:
     t: float = 0.0
 
 
+@dataclass
+class WorkerRow:
+    """One worker process as the supervisor saw it (``workers`` events)."""
+    host: str
+    pid: int
+    rank: int | None = None
+    cpu: deque = field(default_factory=lambda: deque(maxlen=GPU_HISTORY))
+    rss_mb: deque = field(default_factory=lambda: deque(maxlen=GPU_HISTORY))
+    threads: int | None = None
+
+
 class RunState(RunSummary):
     """Everything the monitor draws about one run."""
 
@@ -115,6 +127,7 @@ class RunState(RunSummary):
         self.local_gpu_available: bool | None = None     # None: not sampled here
         self.local_gpu_reason = ""
         self.gpu_hosts_seen: set[str] = set()
+        self.workers: dict[tuple[str, int], WorkerRow] = {}   # the latest reading's processes only
         self.feed: list[str] = []        # error and log lines for the log pane, drained by the follower
 
     def drain_feed(self) -> list[str]:
@@ -183,6 +196,21 @@ class RunState(RunSummary):
         if host == self.local_host and self.local_gpu_available:
             return            # this node is sampled by the TUI itself, more often
         self._update_gpu_rows(host, _num(rec.get("t")) or 0.0, rec.get("gpus") or [], lost=[])
+
+    def _on_workers(self, rec: dict[str, Any]) -> None:
+        host = str(rec.get("host") or "?")
+        readings = [w for w in rec.get("workers") or [] if isinstance(w, dict) and isinstance(w.get("pid"), int)]
+        # Workers of an ended stage are gone: keep the rows of this reading only (per host).
+        self.workers = {key: row for key, row in self.workers.items()
+                        if key[0] != host or key[1] in {w["pid"] for w in readings}}
+        for w in readings:
+            row = self.workers.setdefault((host, w["pid"]), WorkerRow(host, w["pid"]))
+            rank = w.get("rank")
+            row.rank = rank if isinstance(rank, int) else row.rank
+            row.cpu.append(_num(w.get("cpu")))
+            row.rss_mb.append(_num(w.get("rss_mb")))
+            threads = w.get("threads")
+            row.threads = threads if isinstance(threads, int) else None
 
     # ---------------------------------------------------------------- bulk reading
     def add_block(self, block: bytes, gpu_backlog: Any = None) -> int:

@@ -63,13 +63,18 @@ async def test_gpus_several_unsupported_fields_and_a_lost_one(make_app, services
         assert "stopped answering" in text
 
 
-async def test_no_nvidia_gpu_is_a_clear_state(make_app, services):
+async def test_no_nvidia_gpu_is_said_once_and_the_cpu_workers_shown(make_app, services):
     services.nvml = FakeNvml(missing_library=True)
-    write_run(services.logs_dir, RunSpec(gpus=0))
+    write_run(services.logs_dir, RunSpec(gpus=0, cpu_workers=2))
     app = make_app("last")
     async with app.run_test(size=(80, 24)) as pilot:
-        text = await wait_text(pilot, "no NVIDIA GPU")
+        text = await wait_text(pilot, "CPU workers")
+        assert text.count("no NVIDIA GPU") == 1 and "r1" in text and "9t" in text    # the compact side panel
+        await pilot.press("v", "v")
+        text = await wait_text(pilot, "rank 1 · pid 4101 · 9 threads")
         assert "library not found" in text.lower() or "shared library" in text.lower()
+        assert text.count("no NVIDIA GPU") == 2, "once in the GPU view, once in the side panel"
+        assert "cpu   136%" in text and "rss   1.0G" in text      # rank 1 at step 120: 95 + 40 + 120 % 7; 1030 MB
 
 
 async def test_gpu_events_of_a_remote_node_are_shown(make_app, services):
@@ -77,7 +82,8 @@ async def test_gpu_events_of_a_remote_node_are_shown(make_app, services):
     app = make_app("last")
     async with app.run_test(size=(80, 24)) as pilot:
         text = await wait_text(pilot, " 55%")
-        assert "3  55%" in text or "3   55%" in text
+        assert "0  55%" in text or "0   55%" in text
+        assert [g.index for g in app.snapshot.gpus] == [0, 1, 2, 3]     # the side column scrolls to the others
         assert app._follower.should_sample_gpus() is False     # another node: not this node's NVML
 
 
