@@ -84,6 +84,16 @@ class GpuView:
 
 
 @dataclass
+class WorkerView:
+    host: str
+    pid: int
+    rank: int | None
+    cpu: list[float | None]          # % of one core, oldest first
+    rss_mb: list[float | None]
+    threads: int | None
+
+
+@dataclass
 class Snapshot:
     run_id: str
     preset: str
@@ -123,6 +133,8 @@ class Snapshot:
     can_resume: bool = False
     budget_left_s: float | None = None    # training.time_budget_minutes left to this attempt
     pending_requests: list[str] = field(default_factory=list)   # in words, e.g. "stop requested"
+    log_total: int = 0                     # lines ever added to the log pane: the monitor appends only new ones
+    workers: list[WorkerView] = field(default_factory=list)     # the supervisor's CPU readings (workers events)
 
 
 class RawTail:
@@ -274,6 +286,7 @@ class RunFollower:
         self.stderr = TextTail(run.stderr_path)
         self.log_lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self.log_version = 0
+        self.log_total = 0
         self.version = 0
         self.size = 0
         self.caught_up = False
@@ -351,7 +364,7 @@ class RunFollower:
         self._status_t = now
         status, state, alive = self.run.read_status(), self.run.state(), self.run.is_alive()
         can_resume = self.run.can_resume()
-        pending = self.run.pending_request_lines()
+        pending = self.run.pending_request_lines() if alive else []   # a dead run honours nothing more
         changed = (state, alive, status.get("stage"), can_resume, pending) != (
             self.folder_state, self.alive, self.status.get("stage"), self.can_resume, self.pending_requests)
         self.status, self.folder_state, self.alive = status, state, alive
@@ -369,6 +382,7 @@ class RunFollower:
         if not new:
             return False
         self.log_lines.extend(new)
+        self.log_total += len(new)
         self.log_version += 1
         return True
 
@@ -462,7 +476,8 @@ class RunFollower:
                                  patience=cfg.training.early_stopping.patience),
             after=after_checks(st, self.run, self.model_check),
             suggestions=diagnose(st, cfg), view=view, version=self.version, can_resume=self.can_resume,
-            budget_left_s=self._budget_left(st, cfg, now), pending_requests=list(self.pending_requests))
+            budget_left_s=self._budget_left(st, cfg, now), pending_requests=list(self.pending_requests),
+            log_total=self.log_total, workers=self._worker_views())
 
     def _budget_left(self, st: Any, cfg: Any, now: float) -> float | None:
         """Seconds of the attempt's time budget left while it runs (the supervisor's
@@ -516,6 +531,10 @@ class RunFollower:
     def _gpu_views(self) -> list[GpuView]:
         return [GpuView(r.host, r.index, r.name, list(r.util), list(r.mem_used), list(r.power), r.mem_total_mb,
                         r.temp_c, r.lost) for _, r in sorted(self.state.gpus.items())]
+
+    def _worker_views(self) -> list[WorkerView]:
+        return [WorkerView(w.host, w.pid, w.rank, list(w.cpu), list(w.rss_mb), w.threads)
+                for _, w in sorted(self.state.workers.items(), key=lambda kv: (kv[0][0], kv[1].rank or 0, kv[0][1]))]
 
     def _gpu_state(self) -> str:
         st = self.state

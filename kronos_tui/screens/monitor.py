@@ -27,6 +27,9 @@ ZOOMS = (None, 5000, 1000, 200)
 SMOOTHINGS = (0.6, 0.9, 0.99, 0.0)
 VIEWS = ("loss-view", "lr-view", "gpu-view")
 CONTROL_ACTIONS = ("early_stop", "stop", "abort")
+LOG_KEEP = 200
+LOG_TITLE = "log: stdout, E = stderr · f larger/smaller"
+LOG_BEHIND = "new lines ↓ (end: follow)"
 
 
 class MonitorScreen(KronosScreen):
@@ -43,6 +46,7 @@ class MonitorScreen(KronosScreen):
         Binding("t", "stage", "Stage"),
         Binding("v", "view", "View"),
         Binding("o", "overlay", "Overlay"),
+        Binding("f", "log_size", "Log size"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -57,7 +61,7 @@ class MonitorScreen(KronosScreen):
             with VerticalScroll(id="monitor-side"):
                 yield RunFacts(id="facts")
                 yield GpuPanel(id="gpu-compact")
-        yield Log(max_lines=200, id="log-tail")
+        yield Log(max_lines=LOG_KEEP, id="log-tail")
         with Horizontal(id="controls"):
             yield Button("Early stop (e)", id="btn-early-stop", compact=True)
             yield Button("Stop (s)", id="btn-stop", compact=True)
@@ -66,7 +70,8 @@ class MonitorScreen(KronosScreen):
         yield Static("", id="monitor-empty")
 
     def on_mount(self) -> None:
-        self._log_version = -1
+        self._log_total = -1
+        self.query_one("#log-tail", Log).border_title = LOG_TITLE
         self._shown: dict[str, str] = {}
         self._controls: tuple[bool, bool] | None = None
         self._show_empty()
@@ -82,7 +87,7 @@ class MonitorScreen(KronosScreen):
 
     def run_changed(self) -> None:
         if self.is_mounted:
-            self._log_version = -1
+            self._log_total = -1
             self._controls = None
             self.query_one("#log-tail", Log).clear()
             self._show_empty()
@@ -126,7 +131,7 @@ class MonitorScreen(KronosScreen):
         if not self.is_current:
             return
         self._show("#monitor-empty", False)
-        self._show("#monitor-main", True)
+        self._show("#monitor-main", not self.has_class("-log-big"))
         self._show("#stages", True)
         self._set("#run-line", self._run_line(snap))
         ascii_only = self.kapp.ascii_only
@@ -140,16 +145,30 @@ class MonitorScreen(KronosScreen):
         else:
             self.query_one("#gpu-detail", GpuPanel).show(snap, ascii_only)
         self.query_one("#gpu-compact", GpuPanel).show(snap, ascii_only)
-        if snap.log_version != self._log_version:
-            self._log_version = snap.log_version
-            log = self.query_one("#log-tail", Log)
-            log.clear()
-            log.write_lines(snap.log_lines[-100:])
+        self._append_log(snap)
         self._sync_width()
         self._refresh_controls()
         if self._shown.get("nav") != snap.run_id:
             self._shown["nav"] = snap.run_id
             self.refresh_nav()
+
+    def _append_log(self, snap: Any) -> None:
+        """Append only the lines added since the last snapshot; follow the end
+        unless the user scrolled up, then say that new lines wait below."""
+        log = self.query_one("#log-tail", Log)
+        new = snap.log_total - self._log_total
+        following = log.is_vertical_scroll_end or log.max_scroll_y == 0
+        if new > 0:
+            if self._log_total < 0 or new > len(snap.log_lines):
+                log.clear()
+                new, following = len(snap.log_lines), True
+            log.write_lines(snap.log_lines[len(snap.log_lines) - new:], scroll_end=False)
+            if following:
+                log.call_after_refresh(log.scroll_end, animate=False, x_axis=False)
+        self._log_total = snap.log_total
+        title = LOG_TITLE if following else f"{LOG_BEHIND} · {LOG_TITLE}"
+        if log.border_title != title and (new > 0 or following):
+            log.border_title = title
 
     def _run_line(self, snap: Any) -> Text:
         text = Text()
@@ -256,6 +275,13 @@ class MonitorScreen(KronosScreen):
         nxt = names[(names.index(current) + 1) % len(names)]
         self.kapp.set_view(stage=nxt)
         self.notify(f"showing the {nxt} stage", timeout=1.5)
+
+    def action_log_size(self) -> None:
+        self.toggle_class("-log-big")
+        if self.kapp.snapshot is not None:
+            self._show("#monitor-main", not self.has_class("-log-big"))
+        log = self.query_one("#log-tail", Log)
+        log.call_after_refresh(log.scroll_end, animate=False, x_axis=False)
 
     def action_view(self) -> None:
         switcher = self.query_one(ContentSwitcher)
