@@ -135,6 +135,7 @@ class Snapshot:
     pending_requests: list[str] = field(default_factory=list)   # in words, e.g. "stop requested"
     log_total: int = 0                     # lines ever added to the log pane: the monitor appends only new ones
     workers: list[WorkerView] = field(default_factory=list)     # the supervisor's CPU readings (workers events)
+    step_minutes: Series = field(default_factory=Series)    # step -> minutes since the stage's first point (x: time)
 
 
 class RawTail:
@@ -439,6 +440,7 @@ class RunFollower:
         last_loss = last_step = last_lr = None
         resume_marks: list[int] = []
         overlay = None
+        step_minutes = Series()
         if stage and stage in st.curves:
             c = st.curves[stage]
             raw, smooth, lr, x_lo, hidden = self._plot_series(c, view)
@@ -451,6 +453,8 @@ class RunFollower:
             if c.loss:
                 last_loss, last_step = c.loss[-1], int(c.step[-1])
             last_lr = st.stages[stage].last_lr
+            if view.x_axis == "time":
+                step_minutes = self._step_minutes(c, view)
             if self.overlay is not None and stage in self.overlay.curves:
                 o = self.overlay.curves[stage]
                 overlay = self._plot_series(o, view, x_min=x_lo)[1]
@@ -477,7 +481,7 @@ class RunFollower:
             after=after_checks(st, self.run, self.model_check),
             suggestions=diagnose(st, cfg), view=view, version=self.version, can_resume=self.can_resume,
             budget_left_s=self._budget_left(st, cfg, now), pending_requests=list(self.pending_requests),
-            log_total=self.log_total, workers=self._worker_views())
+            log_total=self.log_total, workers=self._worker_views(), step_minutes=step_minutes)
 
     def _budget_left(self, st: Any, cfg: Any, now: float) -> float | None:
         """Seconds of the attempt's time budget left while it runs (the supervisor's
@@ -518,6 +522,19 @@ class RunFollower:
         lr_x, lr_y = last_downsample(lr_x, lr_y, 2 * buckets)
         return (Series(raw_x.tolist(), raw_y.tolist()), Series(sm_x.tolist(), sm_y.tolist()),
                 Series(lr_x.tolist(), lr_y.tolist()), x_lo, hidden)
+
+    @staticmethod
+    def _step_minutes(c: Any, view: View) -> Series:
+        """Wall time of each step, in minutes since the stage's first point (for x: time)."""
+        import numpy as np
+
+        steps, t = as_numpy(c.step), as_numpy(c.t)
+        known = np.isfinite(t)
+        if not known.any():
+            return Series()
+        steps, minutes = steps[known], (t[known] - t[known][0]) / 60.0
+        steps, minutes = last_downsample(steps, minutes, 4 * max(10, view.width))
+        return Series(steps.tolist(), minutes.tolist())
 
     @staticmethod
     def _val_series(c: Any, view: View, x_lo: float) -> Series:

@@ -37,6 +37,7 @@ _NUMBER = rb"\s*(-?(?:[0-9][0-9.eE+-]*|NaN))"
 STEP_RE = re.compile(rb'"step":' + _NUMBER)
 LOSS_RE = re.compile(rb'"loss":' + _NUMBER)
 LR_RE = re.compile(rb'"lr":' + _NUMBER)
+T_RE = re.compile(rb'"t":' + _NUMBER)
 STAGE_RE = re.compile(rb'"stage":\s*"([A-Za-z_]+)"')
 STEP_MARKS = (b'"event":"step"', b'"event": "step"')
 GPU_MARKS = (b'"event":"gpu"', b'"event": "gpu"')
@@ -48,7 +49,7 @@ FIELDS_READ: dict[str, set[str]] = {
     "run_start": {"t", "run_id", "preset", "stages", "world_size", "attempt", "host", "schema"},
     "stage_start": {"stage", "attempt", "epochs", "steps_per_epoch", "total_steps", "world_size", "batch_size",
                     "global_batch", "accumulation_steps", "resumed_from", "lr"},
-    "step": {"stage", "step", "epoch", "loss", "lr", "samples_per_s", "data_wait", "mem_gb"},
+    "step": {"t", "stage", "step", "epoch", "loss", "lr", "samples_per_s", "data_wait", "mem_gb"},
     "val": {"stage", "step", "epoch", "val_loss", "improved", "baseline", "bad_evals", "patience"},
     "gpu": {"host", "gpus"},
     "workers": {"host", "workers"},
@@ -69,6 +70,7 @@ class Curves:
     loss: array = field(default_factory=lambda: array("d"))
     smooth: array = field(default_factory=lambda: array("d"))
     lr: array = field(default_factory=lambda: array("d"))
+    t: array = field(default_factory=lambda: array("d"))          # wall time of each point (unix s)
     val_step: array = field(default_factory=lambda: array("d"))
     val_loss: array = field(default_factory=lambda: array("d"))
     resume_marks: list[int] = field(default_factory=list)
@@ -83,7 +85,7 @@ class Curves:
 
     def cut_after(self, step: int) -> None:
         keep = bisect_right(self.step, step)
-        for col in (self.step, self.loss, self.smooth, self.lr):
+        for col in (self.step, self.loss, self.smooth, self.lr, self.t):
             del col[keep:]
         keep_val = bisect_right(self.val_step, step)
         del self.val_step[keep_val:]
@@ -159,6 +161,8 @@ class RunState(RunSummary):
         c.loss.append(loss)
         c.smooth.append(c.ema.push(loss))
         c.lr.append(math.nan if lr is None else lr)
+        t = _num(rec.get("t"))
+        c.t.append(math.nan if t is None else t)
 
     def _on_val(self, rec: dict[str, Any]) -> None:
         super()._on_val(rec)
@@ -266,7 +270,7 @@ class RunState(RunSummary):
         return bad + self._add_line(lines[-1])
 
     @staticmethod
-    def _step_columns(lines: list[bytes], stage: str | None) -> tuple[array, array, array] | None:
+    def _step_columns(lines: list[bytes], stage: str | None) -> tuple[array, array, array, array] | None:
         if not stage:
             return None
         blob = b"\n".join(lines).replace(b":null", b":NaN")
@@ -275,14 +279,14 @@ class RunState(RunSummary):
         if len(stages) != n or any(s != stages[0] for s in stages) or stages[0].decode() != stage:
             return None
         try:
-            cols = tuple(array("d", map(float, rx.findall(blob))) for rx in (STEP_RE, LOSS_RE, LR_RE))
+            cols = tuple(array("d", map(float, rx.findall(blob))) for rx in (STEP_RE, LOSS_RE, LR_RE, T_RE))
         except ValueError:
             return None
         if any(len(col) != n for col in cols):
             return None
         return cols  # type: ignore[return-value]
 
-    def _fold_columns(self, stage: str, steps: array, losses: array, lrs: array) -> None:
+    def _fold_columns(self, stage: str, steps: array, losses: array, lrs: array, times: array) -> None:
         """What n calls of ``_on_step`` would leave behind, for the fields curves and checks use."""
         st = self.stage(stage)
         c = self.curve(stage)
@@ -290,6 +294,7 @@ class RunState(RunSummary):
         c.step.extend(steps)
         c.loss.extend(losses)
         c.lr.extend(lrs)
+        c.t.extend(times)
         push = c.ema.push
         c.smooth.extend([push(x) for x in losses])
         pairs = [(int(s), x) for s, x in zip(steps[-RECENT_POINTS:], losses[-RECENT_POINTS:]) if x == x]

@@ -19,6 +19,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, ContentSwitcher, Log, Static
 
 from ..widgets.panels import GpuPanel, RunFacts, StageProgress
+from ..view import X_AXES
 from ..widgets.plots import LossPlot, LrPlot
 from .base import KronosScreen
 from .dialogs import ConfirmDialog, PickDialog
@@ -40,13 +41,13 @@ class MonitorScreen(KronosScreen):
         Binding("x", "abort", "Abort", show=False),
         Binding("r", "resume", "Resume", show=False),
         Binding("l", "log_y", "Log-y"),
-        Binding("a", "x_axis", "Steps/epochs", show=False),
+        Binding("a", "x_axis", "Axis"),
         Binding("z", "zoom", "Zoom"),
-        Binding("w", "smoothing", "Smooth"),
+        Binding("w", "smoothing", "EMA"),
         Binding("t", "stage", "Stage"),
         Binding("v", "view", "View"),
         Binding("o", "overlay", "Overlay"),
-        Binding("f", "log_size", "Log size"),
+        Binding("f", "log_size", "Log"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -251,7 +252,9 @@ class MonitorScreen(KronosScreen):
         self.kapp.set_view(log_y=not self.kapp.view.log_y)
 
     def action_x_axis(self) -> None:
-        self.kapp.set_view(x_epochs=not self.kapp.view.x_epochs)
+        axis = X_AXES[(X_AXES.index(self.kapp.view.x_axis) + 1) % len(X_AXES)]
+        self.kapp.set_view(x_axis=axis)
+        self.notify(f"x axis: {'wall time (minutes)' if axis == 'time' else axis}", timeout=1.5)
 
     def action_zoom(self) -> None:
         view = self.kapp.view

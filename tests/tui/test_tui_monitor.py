@@ -138,7 +138,11 @@ async def test_resume_is_enabled_only_for_an_interrupted_run_with_a_checkpoint(m
     # status says running but no supervisor holds the lock: interrupted
     app = make_app("last")
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_text(pilot, "! interrupted")
+        def stage_line() -> str:
+            return next((line for line in screen_text(app).splitlines() if line.lstrip().startswith("tokenizer")), "")
+
+        await wait_for(pilot, lambda: "! interrupted" in stage_line(), what="the stage line says interrupted")
+        assert "ETA" not in stage_line() and "running" not in stage_line()
         await wait_for(pilot, lambda: app.snapshot.can_resume and not app.screen.query_one("#btn-resume").disabled)
         await pilot.pause(0.1)
         assert app.screen.check_action("resume", ()) is True
@@ -185,7 +189,7 @@ async def test_overlay_another_run(make_app, services):
         assert "0000-demo" in screen_text(app)        # the legend names it
 
 
-async def test_the_x_axis_switches_between_steps_and_epochs(make_app, services):
+async def test_the_x_axis_cycles_steps_epochs_and_wall_time(make_app, services):
     write_run(services.logs_dir, RunSpec(steps_per_epoch=40, epochs=3, log_interval=1))
     app = make_app("last")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -197,7 +201,11 @@ async def test_the_x_axis_switches_between_steps_and_epochs(make_app, services):
         before = await wait_text(pilot, "basemodel loss · all steps")
         assert x_ticks(before)[-1] == "120"                                # 3 epochs of 40 steps
         await pilot.press("a")
-        after = await wait_text(pilot, "· x: epoch")
-        assert app.view.x_epochs and x_ticks(after)[-1] == "3.00"
+        after = await wait_text(pilot, "· x: epochs")
+        assert app.view.x_axis == "epochs" and x_ticks(after)[-1] == "3.00"
         await pilot.press("a")
-        await wait_for(pilot, lambda: not app.view.x_epochs and "x: epoch" not in screen_text(app))
+        timed = await wait_text(pilot, "· x: minutes")
+        # 119 logged steps 0.5 s apart after the stage's first point: about one minute
+        assert app.view.x_axis == "time" and 0.9 <= float(x_ticks(timed)[-1]) <= 1.0
+        await pilot.press("a")
+        await wait_for(pilot, lambda: app.view.x_axis == "steps" and "· x:" not in screen_text(app))
