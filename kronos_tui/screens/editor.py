@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane, Tabs, TextArea
 
 from kronos_train.config import (ConfigError, ConfigProblem, KronosConfig, PresetInfo, diff, errors_of, field_paths,
                                  from_dict, load_raw_chain, merge, merged_raw, parse_yaml, dump_yaml,
@@ -255,8 +255,12 @@ class PresetEditor(Screen[str | None]):
         if not area.is_syntax_aware:
             area.border_subtitle = "plain text (no tree-sitter)"
         self.refresh_all()
+        # f3/f4/f5 switch tabs, so Tab walks the fields only, starting on the first one.
+        self.query_one(TabbedContent).query_one(Tabs).can_focus = False
         if self.yaml_mode:
             area.focus()
+        else:
+            self.query_one("#form-scroll").query(Input).first().focus()
 
     # ---------------------------------------------------------------- validation and display
     def revalidate(self) -> None:
