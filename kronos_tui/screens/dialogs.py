@@ -166,25 +166,35 @@ class DiffScreen(ModalScreen[None]):
         self.query_one("#diff-scroll").focus()
 
     def _legend(self) -> Text:
-        text = Text()
-        text.append("A ", style="bold")
-        text.append(f"{self.left}\n")
-        text.append("B ", style="bold")
-        text.append(self.right)
-        return text
+        return diff_legend(self.left, self.right)
 
     def _body(self) -> Text:
-        if not self.rows:
-            return Text("no differences: every field has the same value")
-        text = Text()
-        for path, a, b in self.rows:
-            text.append(f"{path}\n", style="bold")
-            text.append(f"  A {_cell(a)}\n")
-            text.append(f"  B {_cell(b)}\n")
-        return text
+        return stacked_diff(self.rows)
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def diff_legend(left: str, right: str) -> Text:
+    text = Text()
+    text.append("A ", style="bold")
+    text.append(f"{left}\n")
+    text.append("B ", style="bold")
+    text.append(right)
+    return text
+
+
+def stacked_diff(rows: list[tuple[str, Any, Any]]) -> Text:
+    """Each differing field, then its A and B values on lines of their own."""
+    if not rows:
+        return Text("no differences: every field has the same value")
+    text = Text()
+    for path, a, b in rows:
+        text.append(f"{path}\n", style="bold")
+        text.append(f"  A {_cell(a)}\n")
+        text.append(f"  B {_cell(b)}\n")
+    text.rstrip()
+    return text
 
 
 def _cell(value: Any) -> str:
@@ -206,7 +216,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical():
             yield Label("kronos-tui keys (escape closes)", classes="title")
             with VerticalScroll(id="help-scroll"):
-                yield Static(self.text, markup=False, id="help-text")
+                yield Static(self.text.rstrip("\n"), markup=False, id="help-text")
             yield Static("↑↓ PgDn: more below", id="help-more", classes="hint")
 
     def on_resize(self) -> None:

@@ -145,6 +145,7 @@ class MonitorScreen(KronosScreen):
             self.query_one(LrPlot).show(snap)
         else:
             self.query_one("#gpu-detail", GpuPanel).show(snap, ascii_only)
+        self._show("#gpu-compact", current != "gpu-view")        # said once: the GPU view has it in full
         self.query_one("#gpu-compact", GpuPanel).show(snap, ascii_only)
         self._append_log(snap)
         self._sync_width()

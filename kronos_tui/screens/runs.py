@@ -36,6 +36,7 @@ PATH_FIELDS = {"data.data_path", "model_paths.pretrained_tokenizer", "model_path
 HEAD_BYTES = 64 << 10
 TAIL_BYTES = 256 << 10
 REFRESH_S = 3.0
+DETAIL_DIFFS = 4               # changed knobs spelled out under the table; d shows them all
 
 
 @dataclass
@@ -283,9 +284,10 @@ class RunsScreen(KronosScreen):
             text.append(" · resumable (r)")
         text.append("\n")
         if row.diffs:
-            text.append("; ".join(f"{p} {a!r}→{b!r}" for p, a, b in row.diffs[:6]))
-            if len(row.diffs) > 6:
-                text.append(f"; +{len(row.diffs) - 6} more (d)")
+            shown = DETAIL_DIFFS
+            text.append("; ".join(f"{p} {a!r}→{b!r}" for p, a, b in row.diffs[:shown]))
+            if len(row.diffs) > shown:
+                text.append(f"; +{len(row.diffs) - shown} more (d)")
         else:
             text.append("no setting differs from the parent")
         if row.message:

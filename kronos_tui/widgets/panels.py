@@ -151,7 +151,8 @@ class GpuPanel(Static):
         threads, as the run's supervisor recorded them (``workers`` events)."""
         text = Text()
         host = f" · {snap.workers[0].host}" if self.detailed and snap.workers else ""
-        text.append(f"CPU workers{host}\n", style="bold")
+        ended = " · last reading" if snap.workers and not snap.alive else ""    # those processes are gone
+        text.append(f"CPU workers{host}{ended}\n", style="bold")
         if heading and snap.gpu_state == "none":
             reason = snap.gpu_reason or "no NVIDIA GPU on this node"
             text.append(f"{reason if self.detailed else 'no NVIDIA GPU'}\n", style="dim")
