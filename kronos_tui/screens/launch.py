@@ -91,7 +91,12 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
         from kronos_train.gpu import gpu_count
 
         count, reason = gpu_count(self.services.nvml)
-        text = f"this node: {count} NVIDIA GPU(s)" if count else "this node: no NVIDIA GPU: CPU worker processes (gloo)"
+        if not self.cfg.device.use_cuda:
+            text = f"device.use_cuda is false: CPU worker processes (gloo); this node has {count} NVIDIA GPU(s)"
+        elif count:
+            text = f"this node: {count} NVIDIA GPU(s), one process each (nccl)"
+        else:
+            text = "this node: no NVIDIA GPU: CPU worker processes (gloo)"
         self.app.call_from_thread(self.query_one("#gpu-hint", Static).update, text)
 
     def _created_folder_note(self) -> str:
