@@ -188,3 +188,13 @@ async def test_the_monitor_counts_down_the_time_budget_of_a_live_run(make_app, s
         app = make_app()
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_text(pilot, "budget 1h00m left")          # 90 min less the 30 the attempt has run
+
+
+def test_the_nav_bar_never_cuts_a_run_id_that_fits_alone():
+    from kronos_tui.widgets.navbar import context_text
+
+    run = "20261127-190000-kaggle-8gpu"
+    assert context_text("kaggle-8gpu", run, 60) == f"preset kaggle-8gpu · run {run}"
+    assert context_text("kaggle-8gpu", run, 28) == run                  # 80 columns: the id alone, whole
+    assert context_text("kaggle-8gpu", run, 12) == "…" + run[-11:]     # only when even the id cannot fit
+    assert context_text("demo", None, 27) == "preset demo"

@@ -209,3 +209,35 @@ async def test_the_x_axis_cycles_steps_epochs_and_wall_time(make_app, services):
         assert app.view.x_axis == "time" and 0.9 <= float(x_ticks(timed)[-1]) <= 1.0
         await pilot.press("a")
         await wait_for(pilot, lambda: app.view.x_axis == "steps" and "· x:" not in screen_text(app))
+
+
+async def test_the_log_pane_follows_new_lines_unless_scrolled_up(make_app, services):
+    from textual.widgets import Log
+
+    run = write_run(services.logs_dir, live_spec())
+
+    def append(first: int, last: int) -> None:
+        with open(run.stdout_path, "a") as fh:
+            fh.writelines(f"[tokenizer] line {i}\n" for i in range(first, last))
+
+    with LiveRun(run):
+        app = make_app("last")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_text(pilot, "supervisor: starting stages")
+            log = app.screen.query_one("#log-tail", Log)
+            for end in (10, 20):                           # more lines than the pane holds, twice
+                append(end - 10, end)
+                text = await wait_text(pilot, f"line {end - 1}")
+                assert f"line {end - 5}" in text          # five lines shown at 80x24
+            log.scroll_home(animate=False)
+            await pilot.pause(0.1)
+            append(20, 25)
+            await wait_for(pilot, lambda: "new lines ↓" in screen_text(app), what="the marker")
+            assert "line 24" not in screen_text(app) and log.scroll_y == 0     # the reader's place is kept
+            log.scroll_end(animate=False)
+            append(25, 26)
+            text = await wait_text(pilot, "line 25")
+            assert "new lines ↓" not in text
+            await pilot.press("f")                         # the enlarged pane shows far more
+            text = await wait_text(pilot, "line 12")
+            assert "line 25" in text and not app.screen.query_one("#monitor-main").display   # the plot makes room
