@@ -18,8 +18,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, ContentSwitcher, Log, Static
 
-from ..widgets.panels import GpuPanel, RunFacts, StageProgress
 from ..view import X_AXES
+from ..widgets.panels import GpuPanel, RunFacts, StageProgress
 from ..widgets.plots import LossPlot, LrPlot
 from .base import KronosScreen
 from .dialogs import ConfirmDialog, PickDialog
