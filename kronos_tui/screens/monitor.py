@@ -110,9 +110,9 @@ class MonitorScreen(KronosScreen):
                          "(enter) to follow it\n\nRuns started earlier are found and attached when the app starts.")
         else:
             empty.update(f"reading {run.run_id} …")
-        self._show("#monitor-empty", True)
-        self._show("#monitor-main", False)
-        self._show("#stages", False)
+        for selector, shown in (("#monitor-empty", True), ("#monitor-main", False), ("#stages", False),
+                                ("#log-tail", False), ("#controls", False)):   # nothing above the message
+            self._show(selector, shown)
         self._set("#run-line", run.run_id if run else "")
         self._refresh_controls()
 
@@ -131,9 +131,9 @@ class MonitorScreen(KronosScreen):
     def show_snapshot(self, snap: Any) -> None:
         if not self.is_current:
             return
-        self._show("#monitor-empty", False)
-        self._show("#monitor-main", not self.has_class("-log-big"))
-        self._show("#stages", True)
+        for selector, shown in (("#monitor-empty", False), ("#monitor-main", not self.has_class("-log-big")),
+                                ("#stages", True), ("#log-tail", True), ("#controls", True)):
+            self._show(selector, shown)
         self._set("#run-line", self._run_line(snap))
         ascii_only = self.kapp.ascii_only
         self.query_one(StageProgress).show(snap, ascii_only)

@@ -28,7 +28,9 @@ async def test_starts_on_presets_and_tabs_switch_modes_by_key_and_click(make_app
         await wait_text(pilot, "[2 Checks]")
         assert app.current_mode == "checklist"
         await pilot.press("3")
-        await wait_text(pilot, "No run attached")
+        text = await wait_text(pilot, "No run attached")
+        below_nav = [line.strip() for line in text.split("\n")[1:] if line.strip()]
+        assert below_nav[0] == "No run attached.", "no empty log pane or buttons above it"
         assert await pilot.click("#nav-advisor")
         await wait_text(pilot, "No run attached: the advisor")
 
