@@ -37,8 +37,8 @@ from typing import Any, BinaryIO
 
 from .config import config_hash, world_size
 from .events import REQUEST_KINDS, SCHEMA_VERSION, STAGES, TIME_BUDGET_SOURCE, EventWriter, read_events
-from .procstat import WorkerRecorder
 from .launch import LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason
+from .procstat import WorkerRecorder
 from .runfolder import RunFolder
 from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, read_failures, root_cause,
                              torchrun_root_cause)

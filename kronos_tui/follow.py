@@ -533,8 +533,10 @@ class RunFollower:
         if not known.any():
             return Series()
         steps, minutes = steps[known], (t[known] - t[known][0]) / 60.0
-        steps, minutes = last_downsample(steps, minutes, 4 * max(10, view.width))
-        return Series(steps.tolist(), minutes.tolist())
+        kept_x, kept_y = last_downsample(steps, minutes, 4 * max(10, view.width))
+        # Keep the first point too: the axis starts at 0 minutes, not at the first bucket's end.
+        skip = 1 if kept_x[0] == steps[0] else 0
+        return Series([float(steps[0])] + kept_x.tolist()[skip:], [0.0] + kept_y.tolist()[skip:])
 
     @staticmethod
     def _val_series(c: Any, view: View, x_lo: float) -> Series:
