@@ -186,7 +186,9 @@ async def test_overlay_another_run(make_app, services):
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.overlay, what="overlay drawn")
         assert app.snapshot.overlay_label == "20261127-180000-demo"
-        assert "0000-demo" in screen_text(app)        # the legend names it
+        legend = screen_text(app)
+        assert "0000-demo" in legend                  # the legend names it
+        assert "++ " in legend and "•• loss" in legend, "the overlay and the loss differ by marker, not colour only"
 
 
 async def test_the_x_axis_cycles_steps_epochs_and_wall_time(make_app, services):
