@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,8 @@ try:  # orjson parses step records about 6x faster than json; fall back quietly.
 except ImportError:  # pragma: no cover - orjson is a declared dependency
     _orjson = None
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SCHEMAS_READ = (1, 2)           # 2 added the workers event; version 1 files read unchanged
 
 STAGES = ("tokenizer", "basemodel")
 STAGE_STATUSES = ("completed", "early_stopped", "stopped", "failed", "skipped")
@@ -48,6 +50,7 @@ EVENT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "val": (frozenset({"stage", "attempt", "step", "epoch", "val_loss", "best_val_loss", "improved"}),
             frozenset({"baseline", "bad_evals", "patience", "duration_s"})),
     "gpu": (frozenset({"host", "gpus"}), frozenset({"stage", "attempt"})),
+    "workers": (frozenset({"host", "workers"}), frozenset({"stage", "attempt"})),
     "checkpoint": (frozenset({"stage", "attempt", "step", "kind", "path"}), frozenset({"epoch", "duration_s"})),
     "early_stop": (frozenset({"stage", "attempt", "step", "reason"}),
                    frozenset({"patience", "bad_evals", "best_val_loss"})),
@@ -61,6 +64,7 @@ EVENT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 
 GPU_FIELDS = frozenset({"index", "name", "util", "mem_used_mb", "mem_total_mb", "temp_c", "power_w"})
+WORKER_FIELDS = frozenset({"pid", "rank", "cpu", "rss_mb", "threads"})
 
 # What readers may rely on, field by field: a record whose required field has another type is
 # dropped (counted as a bad line), an optional field of another type is removed.  null stays
@@ -166,12 +170,14 @@ REOPENED_MESSAGE = ("events.jsonl was deleted or replaced while the run wrote it
 
 class EventWriter:
     """Appends records, one ``write`` per line, so a kill never leaves a half line
-    in the middle of the file (at worst a torn last line, which readers skip)."""
+    in the middle of the file (at worst a torn last line, which readers skip).
+    Thread-safe: the supervisor's worker sampler emits beside its main thread."""
 
     def __init__(self, path: str | os.PathLike, defaults: dict[str, Any] | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = -1
+        self._lock = threading.Lock()
         self._open()
         self.defaults = dict(defaults or {})
 
@@ -193,11 +199,12 @@ class EventWriter:
         or replaced file is written again into the new one: nothing is lost from then on."""
         record = make_record(event, **{**self.defaults, **fields})
         line = encode(record)
-        os.write(self._fd, line)
-        if not self._still_ours():
-            self._open()
-            note = make_record("log", **{**self.defaults, "level": "warning", "message": REOPENED_MESSAGE})
-            os.write(self._fd, encode(note) + line)
+        with self._lock:
+            os.write(self._fd, line)
+            if not self._still_ours():
+                self._open()
+                note = make_record("log", **{**self.defaults, "level": "warning", "message": REOPENED_MESSAGE})
+                os.write(self._fd, encode(note) + line)
         return record
 
     def close(self) -> None:
@@ -320,8 +327,14 @@ def validate_record(rec: dict[str, Any]) -> list[str]:
                 problems.append("gpu: each entry needs an 'index'")
             elif gpu.keys() - GPU_FIELDS:
                 problems.append(f"gpu: undocumented fields {sorted(gpu.keys() - GPU_FIELDS)}")
-    if event == "run_start" and rec.get("schema") != SCHEMA_VERSION:
-        problems.append(f"run_start: schema {rec.get('schema')!r}, this reader knows {SCHEMA_VERSION}")
+    if event == "workers":
+        for worker in rec.get("workers") or []:
+            if not isinstance(worker, dict) or "pid" not in worker:
+                problems.append("workers: each entry needs a 'pid'")
+            elif worker.keys() - WORKER_FIELDS:
+                problems.append(f"workers: undocumented fields {sorted(worker.keys() - WORKER_FIELDS)}")
+    if event == "run_start" and rec.get("schema") not in SCHEMAS_READ:
+        problems.append(f"run_start: schema {rec.get('schema')!r}, this reader knows {SCHEMAS_READ}")
     return problems
 
 

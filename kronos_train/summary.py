@@ -138,6 +138,7 @@ class RunSummary:
             "val": self._on_val, "gpu": self._on_gpu, "checkpoint": self._on_checkpoint,
             "early_stop": self._on_early_stop, "stop": self._on_stop, "stage_end": self._on_stage_end,
             "error": self._on_error, "log": self._on_log, "run_end": self._on_run_end, "eval": _ignore,
+            "workers": self._on_workers,
         }
 
     # ---------------------------------------------------------------- entry points
@@ -278,6 +279,9 @@ class RunSummary:
             used, total = finite_number(g.get("mem_used_mb")), finite_number(g.get("mem_total_mb"))
             if used is not None and total:
                 self.gpu_mem_share.append((t, host, g.get("index"), used / total))
+
+    def _on_workers(self, rec: dict[str, Any]) -> None:
+        """CPU readings of the workers: drawn by the TUI, judged by no check yet."""
 
     def _on_checkpoint(self, rec: dict[str, Any]) -> None:
         st = self._stage_of(rec)

@@ -40,10 +40,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .config import config_hash, world_size
-from .events import SCHEMA_VERSION, STAGES, TIME_BUDGET_SOURCE, EventWriter, read_events
+from .events import REQUEST_KINDS, SCHEMA_VERSION, STAGES, TIME_BUDGET_SOURCE, EventWriter, read_events
 from .heartbeat import HeartbeatThread
 from .launch import LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason
 from .process import set_parent_death_signal
+from .procstat import WorkerRecorder
 from .runfolder import RUN_TOKEN_ENV, RunFolder, RunFolderError, refuse_symlink
 from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, hang_failure, read_failures, root_cause,
                              torchrun_root_cause)
@@ -209,7 +210,9 @@ class Supervisor:
         self.proc = self.start_torchrun(stage)
         self.status(stage=stage, pgid=self.proc.pid)
         self.hang = None
+        recorder = self.record_workers(stage, self.proc.pid)
         exit_code = self.wait_watching(stage)
+        recorder.stop()
         self.proc = None
         self.status(pgid=None)
         started = (last_progress(self.run, stage, self.attempt)[0] is not None
@@ -272,6 +275,13 @@ class Supervisor:
         self.set_stage_status(stage, status="failed")
         self.status(message=failure.message[:500])
         return "failed"
+
+    def record_workers(self, stage: str, torchrun_pid: int) -> WorkerRecorder:
+        """``workers`` events: CPU %, memory and threads of torchrun's children, so a
+        reader on any host sees what a CPU run's workers do (and after a re-attach)."""
+        host = socket.gethostname()
+        return WorkerRecorder(torchrun_pid, lambda workers: self.events.emit(
+            "workers", host=host, stage=stage, attempt=self.attempt, workers=workers)).start()
 
     def diagnose(self, stage: str, exit_code: int, stderr_offset: int) -> Failure:
         """The root cause: a rank's own report of what went wrong (OOM, data, config ...),
@@ -345,13 +355,18 @@ class Supervisor:
         if request.get("stage") not in later:
             self.run.clear_request("early_stop")
 
+    def clear_requests(self) -> None:
+        """At the end of an attempt its requests were honoured or can no longer be,
+        so none may stay pending for readers; a resume starts with none either."""
+        for kind in REQUEST_KINDS:
+            self.run.clear_request(kind)
+
     def main(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self.on_signal)
         signal.signal(signal.SIGHUP, self.on_signal if self.foreground else signal.SIG_IGN)
         if self.resume:
-            for kind in ("early_stop", "stop", "abort"):
-                self.run.clear_request(kind)
+            self.clear_requests()
         status = self.run.read_status()
         self.status(run_id=self.run.run_id, preset=self.run.preset_name(), state="running", pid=os.getpid(), token=self.token,
                     pgid=None, host=socket.gethostname(), attempt=self.attempt, world_size=world_size(self.cfg),
@@ -371,6 +386,7 @@ class Supervisor:
         messages = {"completed": "all stages done",
                     "stopped": budget if self.budget_reached else "stopped on request; resumable",
                     "aborted": "aborted on request", "failed": "a stage failed; see the error event"}
+        self.clear_requests()
         self.events.emit("run_end", status=final, attempt=self.attempt,
                          duration_s=round(time.time() - self.started, 3), message=messages[final])
         code = EXIT_CODES[final]

@@ -67,37 +67,32 @@ def _advisor_screen() -> Screen:
 
 
 HELP_TEXT = """\
-Everywhere
-  1 2 3 4 5   Presets, Checks, Monitor, Runs, Advisor (or click a tab)
-  ctrl+p      palette: every action here, switch preset, attach run
-  ? f1        this help    q  quit (runs keep going: they are detached)
+Everywhere  1-5 Presets, Checks, Monitor, Runs, Advisor (or click a tab)
+            ctrl+p palette · ? f1 this help · q quit (runs keep going)
+Presets     enter select · e edit form · y edit YAML · n new (extends it)
+            d diff vs parent · i import kaggle_config.yaml · c checks
+            l launch
+Editor      ctrl+s save · f2 save as · f3 form · f4 YAML · f5 diff
+            escape close (asks when unsaved)
+Checks      r re-run, no cache · m model-load check · x expand · l launch
+Launch      t / b stages · k skip done · ctrl+l launch · escape cancel
+Monitor     e early stop (this stage) · s stop (resumable) · x abort
+            r resume · l log-y · a x axis: steps, epochs, wall time
+            z zoom · w smoothing · t stage · v loss / lr / GPUs or CPUs
+            o overlay another run · f larger log · end: follow the log
+Runs        enter attach · space mark · d diff marked (or vs parent)
+            o overlay on the monitor · r resume
+Advisor     w / enter write the suggested preset
 
-Presets
-  enter select · e edit form · y edit YAML · n new preset (extends)
-  d diff vs parent · i import kaggle_config.yaml · c checks · l launch
-Editor
-  ctrl+s save · f2 save as · f3 form · f4 YAML · f5 diff · escape close
-Checks
-  r re-run, ignoring the cache · m model-load check of the run
-  x expand every line · l launch
-Monitor
-  e early stop (this stage) · s stop (resumable) · x abort (asks first)
-  r resume · l log-y · z zoom to the last N steps · w smoothing
-  t stage · v view: loss / learning rate / GPUs · o overlay another run
-Runs
-  enter attach · space mark · d diff marked runs (or vs parent)
-  o overlay on the monitor · r resume
-Advisor
-  w / enter write the suggested preset (extends the run's preset)
-
-In tmux: `set -sg escape-time 10` (escape is slow otherwise) and
-`set -g mouse on` for clicks. Everything works without mouse or colour.
+tmux: `set -sg escape-time 10` (escape is slow otherwise), and
+`set -g mouse on` for clicks. Nothing needs the mouse or colour.
 """
 
 
 class KronosApp(App[None]):
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))   # absolute: subclasses may live anywhere
     TITLE = "kronos-tui"
+    NOTIFICATION_TIMEOUT = 3          # seconds: a toast says what just happened, then gets out of the way
     COMMANDS = App.COMMANDS | {_commands_provider}
     MODES = {"presets": _presets_screen, "checklist": _checklist_screen, "monitor": _monitor_screen,
              "runs": _runs_screen, "advisor": _advisor_screen}

@@ -84,6 +84,16 @@ class GpuView:
 
 
 @dataclass
+class WorkerView:
+    host: str
+    pid: int
+    rank: int | None
+    cpu: list[float | None]          # % of one core, oldest first
+    rss_mb: list[float | None]
+    threads: int | None
+
+
+@dataclass
 class Snapshot:
     run_id: str
     preset: str
@@ -125,6 +135,9 @@ class Snapshot:
     pending_requests: list[str] = field(default_factory=list)   # in words, e.g. "stop requested"
     scheduler: str = ""                   # the run's SLURM job in words ("" when not a SLURM run)
     queued: bool = False                  # its job waits in the queue: stop/abort cancel it
+    log_total: int = 0                     # lines ever added to the log pane: the monitor appends only new ones
+    workers: list[WorkerView] = field(default_factory=list)     # the supervisor's CPU readings (workers events)
+    step_minutes: Series = field(default_factory=Series)    # step -> minutes since the stage's first point (x: time)
 
 
 class RawTail:
@@ -276,6 +289,7 @@ class RunFollower:
         self.stderr = TextTail(run.stderr_path)
         self.log_lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self.log_version = 0
+        self.log_total = 0
         self.version = 0
         self.size = 0
         self.caught_up = False
@@ -358,7 +372,8 @@ class RunFollower:
         job_changed = self.job.poll()
         state = self.job.state(self.run.state())
         can_resume = self.run.can_resume()
-        pending = self.run.pending_request_lines()
+        # A dead run honours nothing more; a queued job still will when it starts.
+        pending = self.run.pending_request_lines() if alive or self.job.waiting else []
         changed = job_changed or (state, alive, status.get("stage"), can_resume, pending) != (
             self.folder_state, self.alive, self.status.get("stage"), self.can_resume, self.pending_requests)
         self.status, self.folder_state, self.alive = status, state, alive
@@ -377,6 +392,7 @@ class RunFollower:
         if not new:
             return False
         self.log_lines.extend(new)
+        self.log_total += len(new)
         self.log_version += 1
         return True
 
@@ -432,6 +448,7 @@ class RunFollower:
         last_loss = last_step = last_lr = None
         resume_marks: list[int] = []
         overlay = None
+        step_minutes = Series()
         if stage and stage in st.curves:
             c = st.curves[stage]
             raw, smooth, lr, x_lo, hidden = self._plot_series(c, view)
@@ -444,6 +461,8 @@ class RunFollower:
             if c.loss:
                 last_loss, last_step = c.loss[-1], int(c.step[-1])
             last_lr = st.stages[stage].last_lr
+            if view.x_axis == "time":
+                step_minutes = self._step_minutes(c, view)
             if self.overlay is not None and stage in self.overlay.curves:
                 o = self.overlay.curves[stage]
                 overlay = self._plot_series(o, view, x_min=x_lo)[1]
@@ -470,7 +489,8 @@ class RunFollower:
             after=after_checks(st, self.run, self.model_check),
             suggestions=diagnose(st, cfg), view=view, version=self.version, can_resume=self.can_resume,
             budget_left_s=self._budget_left(st, cfg, now), pending_requests=list(self.pending_requests),
-            scheduler=self.job.line, queued=self.job.waiting)
+            scheduler=self.job.line, queued=self.job.waiting,
+            log_total=self.log_total, workers=self._worker_views(), step_minutes=step_minutes)
 
     def _budget_left(self, st: Any, cfg: Any, now: float) -> float | None:
         """Seconds of the attempt's time budget left while it runs (the supervisor's
@@ -513,6 +533,21 @@ class RunFollower:
                 Series(lr_x.tolist(), lr_y.tolist()), x_lo, hidden)
 
     @staticmethod
+    def _step_minutes(c: Any, view: View) -> Series:
+        """Wall time of each step, in minutes since the stage's first point (for x: time)."""
+        import numpy as np
+
+        steps, t = as_numpy(c.step), as_numpy(c.t)
+        known = np.isfinite(t)
+        if not known.any():
+            return Series()
+        steps, minutes = steps[known], (t[known] - t[known][0]) / 60.0
+        kept_x, kept_y = last_downsample(steps, minutes, 4 * max(10, view.width))
+        # Keep the first point too: the axis starts at 0 minutes, not at the first bucket's end.
+        skip = 1 if kept_x[0] == steps[0] else 0
+        return Series([float(steps[0])] + kept_x.tolist()[skip:], [0.0] + kept_y.tolist()[skip:])
+
+    @staticmethod
     def _val_series(c: Any, view: View, x_lo: float) -> Series:
         xs, ys = [], []
         for x, y in zip(c.val_step, c.val_loss):
@@ -524,6 +559,10 @@ class RunFollower:
     def _gpu_views(self) -> list[GpuView]:
         return [GpuView(r.host, r.index, r.name, list(r.util), list(r.mem_used), list(r.power), r.mem_total_mb,
                         r.temp_c, r.lost) for _, r in sorted(self.state.gpus.items())]
+
+    def _worker_views(self) -> list[WorkerView]:
+        return [WorkerView(w.host, w.pid, w.rank, list(w.cpu), list(w.rss_mb), w.threads)
+                for _, w in sorted(self.state.workers.items(), key=lambda kv: (kv[0][0], kv[1].rank or 0, kv[0][1]))]
 
     def _gpu_state(self) -> str:
         st = self.state

@@ -37,6 +37,7 @@ _NUMBER = rb"\s*(-?(?:[0-9][0-9.eE+-]*|NaN))"
 STEP_RE = re.compile(rb'"step":' + _NUMBER)
 LOSS_RE = re.compile(rb'"loss":' + _NUMBER)
 LR_RE = re.compile(rb'"lr":' + _NUMBER)
+T_RE = re.compile(rb'"t":' + _NUMBER)
 STAGE_RE = re.compile(rb'"stage":\s*"([A-Za-z_]+)"')
 STEP_MARKS = (b'"event":"step"', b'"event": "step"')
 GPU_MARKS = (b'"event":"gpu"', b'"event": "gpu"')
@@ -48,9 +49,10 @@ FIELDS_READ: dict[str, set[str]] = {
     "run_start": {"t", "run_id", "preset", "stages", "world_size", "attempt", "host", "schema"},
     "stage_start": {"stage", "attempt", "epochs", "steps_per_epoch", "total_steps", "world_size", "batch_size",
                     "global_batch", "accumulation_steps", "resumed_from", "lr"},
-    "step": {"stage", "step", "epoch", "loss", "lr", "samples_per_s", "data_wait", "mem_gb"},
+    "step": {"t", "stage", "step", "epoch", "loss", "lr", "samples_per_s", "data_wait", "mem_gb"},
     "val": {"stage", "step", "epoch", "val_loss", "improved", "baseline", "bad_evals", "patience"},
     "gpu": {"host", "gpus"},
+    "workers": {"host", "workers"},
     "checkpoint": {"stage", "step", "kind", "path"},
     "early_stop": {"stage", "step", "reason", "patience", "bad_evals", "best_val_loss"},
     "stop": {"kind", "step", "stage", "source"},
@@ -68,6 +70,7 @@ class Curves:
     loss: array = field(default_factory=lambda: array("d"))
     smooth: array = field(default_factory=lambda: array("d"))
     lr: array = field(default_factory=lambda: array("d"))
+    t: array = field(default_factory=lambda: array("d"))          # wall time of each point (unix s)
     val_step: array = field(default_factory=lambda: array("d"))
     val_loss: array = field(default_factory=lambda: array("d"))
     resume_marks: list[int] = field(default_factory=list)
@@ -82,7 +85,7 @@ class Curves:
 
     def cut_after(self, step: int) -> None:
         keep = bisect_right(self.step, step)
-        for col in (self.step, self.loss, self.smooth, self.lr):
+        for col in (self.step, self.loss, self.smooth, self.lr, self.t):
             del col[keep:]
         keep_val = bisect_right(self.val_step, step)
         del self.val_step[keep_val:]
@@ -103,6 +106,17 @@ class GpuRow:
     t: float = 0.0
 
 
+@dataclass
+class WorkerRow:
+    """One worker process as the supervisor saw it (``workers`` events)."""
+    host: str
+    pid: int
+    rank: int | None = None
+    cpu: deque = field(default_factory=lambda: deque(maxlen=GPU_HISTORY))
+    rss_mb: deque = field(default_factory=lambda: deque(maxlen=GPU_HISTORY))
+    threads: int | None = None
+
+
 class RunState(RunSummary):
     """Everything the monitor draws about one run."""
 
@@ -115,6 +129,7 @@ class RunState(RunSummary):
         self.local_gpu_available: bool | None = None     # None: not sampled here
         self.local_gpu_reason = ""
         self.gpu_hosts_seen: set[str] = set()
+        self.workers: dict[tuple[str, int], WorkerRow] = {}   # the latest reading's processes only
         self.feed: list[str] = []        # error and log lines for the log pane, drained by the follower
 
     def drain_feed(self) -> list[str]:
@@ -146,6 +161,8 @@ class RunState(RunSummary):
         c.loss.append(loss)
         c.smooth.append(c.ema.push(loss))
         c.lr.append(math.nan if lr is None else lr)
+        t = _num(rec.get("t"))
+        c.t.append(math.nan if t is None else t)
 
     def _on_val(self, rec: dict[str, Any]) -> None:
         super()._on_val(rec)
@@ -183,6 +200,21 @@ class RunState(RunSummary):
         if host == self.local_host and self.local_gpu_available:
             return            # this node is sampled by the TUI itself, more often
         self._update_gpu_rows(host, finite_number(rec.get("t")) or 0.0, rec.get("gpus") or [], lost=[])
+
+    def _on_workers(self, rec: dict[str, Any]) -> None:
+        host = str(rec.get("host") or "?")
+        readings = [w for w in rec.get("workers") or [] if isinstance(w, dict) and isinstance(w.get("pid"), int)]
+        # Workers of an ended stage are gone: keep the rows of this reading only (per host).
+        self.workers = {key: row for key, row in self.workers.items()
+                        if key[0] != host or key[1] in {w["pid"] for w in readings}}
+        for w in readings:
+            row = self.workers.setdefault((host, w["pid"]), WorkerRow(host, w["pid"]))
+            rank = w.get("rank")
+            row.rank = rank if isinstance(rank, int) else row.rank
+            row.cpu.append(_num(w.get("cpu")))
+            row.rss_mb.append(_num(w.get("rss_mb")))
+            threads = w.get("threads")
+            row.threads = threads if isinstance(threads, int) else None
 
     # ---------------------------------------------------------------- bulk reading
     def add_block(self, block: bytes, gpu_backlog: Any = None) -> int:
@@ -238,7 +270,7 @@ class RunState(RunSummary):
         return bad + self._add_line(lines[-1])
 
     @staticmethod
-    def _step_columns(lines: list[bytes], stage: str | None) -> tuple[array, array, array] | None:
+    def _step_columns(lines: list[bytes], stage: str | None) -> tuple[array, array, array, array] | None:
         if not stage:
             return None
         blob = b"\n".join(lines).replace(b":null", b":NaN")
@@ -247,14 +279,14 @@ class RunState(RunSummary):
         if len(stages) != n or any(s != stages[0] for s in stages) or stages[0].decode() != stage:
             return None
         try:
-            cols = tuple(array("d", map(float, rx.findall(blob))) for rx in (STEP_RE, LOSS_RE, LR_RE))
+            cols = tuple(array("d", map(float, rx.findall(blob))) for rx in (STEP_RE, LOSS_RE, LR_RE, T_RE))
         except ValueError:
             return None
         if any(len(col) != n for col in cols):
             return None
         return cols  # type: ignore[return-value]
 
-    def _fold_columns(self, stage: str, steps: array, losses: array, lrs: array) -> None:
+    def _fold_columns(self, stage: str, steps: array, losses: array, lrs: array, times: array) -> None:
         """What n calls of ``_on_step`` would leave behind, for the fields curves and checks use."""
         st = self.stage(stage)
         c = self.curve(stage)
@@ -262,6 +294,7 @@ class RunState(RunSummary):
         c.step.extend(steps)
         c.loss.extend(losses)
         c.lr.extend(lrs)
+        c.t.extend(times)
         push = c.ema.push
         c.smooth.extend([push(x) for x in losses])
         pairs = [(int(s), x) for s, x in zip(steps[-RECENT_POINTS:], losses[-RECENT_POINTS:]) if x == x]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_SMOOTHING = 0.6
+X_AXES = ("steps", "epochs", "time")
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,6 @@ class View:
     stage: str | None = None          # None: the stage running now
     zoom_last: int | None = None      # None: every step
     log_y: bool = False
-    x_epochs: bool = False            # x axis in epochs instead of optimizer steps
+    x_axis: str = "steps"             # "steps" | "epochs" | "time" (minutes since the stage's first point)
     smoothing: float = DEFAULT_SMOOTHING
     width: int = 60                   # plot width in cells: the downsampling target

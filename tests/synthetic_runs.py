@@ -52,6 +52,7 @@ class RunSpec:
     val_losses: dict[str, list[float]] = field(default_factory=dict)
     gpus: int = 2
     gpu_util: float = 92.0
+    cpu_workers: int = 0                   # workers events (a CPU run's supervisor readings) for this many ranks
     checkpoints: bool = True
     oom: str | None = None                 # stage that ends with an OOM error
     config: dict[str, Any] | None = None
@@ -109,6 +110,10 @@ def write_run(logs_dir: Path, spec: RunSpec | None = None, **overrides: Any) -> 
                     emit("gpu", host=spec.host, gpus=[
                         {"index": i, "name": "NVIDIA H100", "util": spec.gpu_util, "mem_used_mb": 40000.0,
                          "mem_total_mb": 81920.0, "temp_c": 60.0, "power_w": 300.0 + i} for i in range(spec.gpus)])
+                if spec.cpu_workers and step % (spec.log_interval * 4) == 0:
+                    emit("workers", host=spec.host, stage=stage, attempt=0, workers=[
+                        {"pid": 4100 + i, "rank": i, "cpu": 95.0 + 40 * i + step % 7, "rss_mb": 900.0 + 10 * i + step,
+                         "threads": 9} for i in range(spec.cpu_workers)])
                 if step % spec.steps_per_epoch == 0:
                     epoch = step // spec.steps_per_epoch
                     v = vals[min(epoch, len(vals) - 1)]

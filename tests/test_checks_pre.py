@@ -141,3 +141,15 @@ def test_checklist_fills_the_cache_the_launcher_reads(tmp_path, monkeypatch):
     pre.run_pre_checks(cfg, logs_dir=logs, nvml=FakeNvml(missing_library=True))
     assert data_cache_dir(logs) == tmp_path / ".kronos-cache"
     assert inspect_data(pre.data_spec(cfg), cache_dir=data_cache_dir(logs)).cache == "hit"
+
+
+def test_a_relative_base_path_says_which_folder_it_creates_here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = KronosConfig()
+    cfg.model_paths.base_path = "./kaggle_finetuned/"            # what the kaggle preset passes on
+    result = pre.check_output(cfg, tmp_path / "logs")
+    assert result.status == "warn" and "creates ./kaggle_finetuned/ in the working directory" in result.detail
+    (tmp_path / "kaggle_finetuned").mkdir()
+    assert pre.check_output(cfg, tmp_path / "logs").status == "ok"        # there already: nothing new
+    cfg.model_paths.base_path = str(tmp_path / "models")
+    assert pre.folder_created_here(cfg) is None                               # absolute: the user chose it

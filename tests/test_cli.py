@@ -84,3 +84,19 @@ def test_stop_at_step_plans_the_request_for_the_running_stage(logs_dir, capsys, 
     details = capsys.readouterr().out
     assert "pending: early stop planned at tokenizer step 7" in details
     assert "pending: stop planned at basemodel step 40" in details
+
+
+def test_status_table_fits_80_columns_without_wrapping(capsys, logs_dir, monkeypatch):
+    from kronos_tui.synthetic import RunSpec, write_run
+
+    write_run(logs_dir, RunSpec(run_id="20261127-190000-demo", finish=False, state="running", stop_at={"tokenizer": 60}))
+    write_run(logs_dir, RunSpec(run_id="20261127-180000-demo"))
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["status", "--logs", str(logs_dir)]) == 0
+    narrow = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in narrow) <= 80 and "interrupted" in narrow[1]
+    assert "STARTED" not in narrow[0] and "launch time" in narrow[-1]
+    monkeypatch.setenv("COLUMNS", "120")
+    assert main(["status", "--logs", str(logs_dir)]) == 0
+    wide = capsys.readouterr().out.splitlines()
+    assert wide[0].endswith("STARTED") and len(wide) == 3

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kronos_train.events import EVENT_FIELDS, GPU_FIELDS, SCHEMA_VERSION, encode, validate_record, validate_story
+from kronos_train.events import EVENT_FIELDS, GPU_FIELDS, SCHEMA_VERSION, WORKER_FIELDS, encode, validate_record, validate_story
 from kronos_train.runfolder import RunFolder
 from kronos_tui.follow import RunFollower, View
 from kronos_tui.runstate import FIELDS_READ, RunState
@@ -30,6 +30,7 @@ SAMPLE_VALUES = {
               "power_w": 300.0}],
     "kind": "last", "path": "/x", "reason": "patience", "status": "completed", "message": "m", "horizon": 30,
     "metrics": {}, "level": "info", "resumed_from": None, "parts": {"recon": 0.1}, "remedy": ["x"],
+    "workers": [{"pid": 4100, "rank": 0, "cpu": 180.0, "rss_mb": 900.0, "threads": 9}],
 }
 KIND_BY_EVENT = {"error": "oom", "stop": "early_stop", "checkpoint": "last"}
 
@@ -81,6 +82,18 @@ def test_unknown_extra_fields_and_null_numbers_are_tolerated():
 def test_gpu_fields_the_panel_reads_are_documented():
     read = {"index", "name", "util", "mem_used_mb", "mem_total_mb", "temp_c", "power_w"}
     assert read <= GPU_FIELDS
+
+
+def test_worker_readings_are_documented_and_folded():
+    from kronos_train.procstat import WorkerReading
+
+    written = set(WorkerReading(1, 0, 1.0, 1.0, 1).to_event())
+    assert written == WORKER_FIELDS, "the supervisor writes exactly the documented worker fields"
+    state = RunState()
+    state.add(record("workers", True))
+    state.add({**record("workers", True), "workers": [{"pid": 4101, "rank": 1, "cpu": None, "rss_mb": 5.0}]})
+    assert list(state.workers) == [("n1", 4101)], "a reading replaces the processes of the host's previous one"
+    assert validate_record({**record("workers", False), "workers": [{"pid": 1, "gpu": 3}]}) != []
 
 
 def test_the_documented_example_reads(tmp_path):

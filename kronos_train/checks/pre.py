@@ -232,7 +232,29 @@ def check_output(cfg: KronosConfig, logs_dir: Path) -> CheckResult:
     if bad:
         return CheckResult("paths.output", title, "error", f"cannot write to {', '.join(bad)}",
                            "choose a folder you own (--logs DIR, model_paths.base_path)")
+    created = folder_created_here(cfg)
+    if created:
+        return CheckResult("paths.output", title, "warn", created_folder_words(created),
+                           "set model_paths.base_path to an absolute folder, or to \"\" to keep the models "
+                           "in the run folder only")
     return CheckResult("paths.output", title, "ok", ", ".join(str(t) for t in targets))
+
+
+def folder_created_here(cfg: KronosConfig) -> Path | None:
+    """The folder a relative ``base_path``/``base_save_path`` (often inherited, e.g. the
+    kaggle preset's ``./kaggle_finetuned/``) makes in the working directory for the
+    official best_model export, when it does not exist yet."""
+    from ..launch import official_save_root
+
+    root = official_save_root(cfg)
+    if root is None or root.is_absolute() or not root.parts:
+        return None
+    top = Path(root.parts[0])
+    return None if top.exists() else top
+
+
+def created_folder_words(folder: Path) -> str:
+    return f"creates ./{folder}/ in the working directory {Path.cwd()} (model_paths.base_path: the official best_model export)"
 
 
 def _writable(path: Path) -> bool:

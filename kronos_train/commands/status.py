@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                       _fmt_loss(r["stages"]["tokenizer"].get("best_val_loss")),
                       _fmt_loss(r["stages"]["basemodel"].get("best_val_loss")), _fmt_time(r["started_at"])))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    columns = shutil.get_terminal_size().columns
+    if sum(widths) + 2 * (len(widths) - 1) > columns:
+        # A wrapped table is unreadable; the run id already begins with its launch time.
+        lines, widths = [line[:-1] for line in lines], widths[:-1]
     for line in lines:
         print("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip())
+    if len(widths) < len(header):
+        print(f"(STARTED left out to fit {columns} columns: run ids begin with their launch time)")
 
 
 def _eta(info: dict[str, Any]) -> str:

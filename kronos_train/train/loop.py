@@ -470,6 +470,8 @@ class StageRunner:
             return self.end("stopped", "aborted on request; the last committed checkpoint stays loadable")
         if action == "stop":
             self.save_last()
+            if self.s.dist.is_main:             # honoured: readers must stop showing it as pending
+                self.s.run.clear_request("stop")
             if self.poller.source == TIME_BUDGET_SOURCE:
                 minutes = self.s.cfg.training.time_budget_minutes
                 return self.end("stopped", f"time budget of {minutes:g} min reached at step {p.step}; resumable")

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 DIALOG_CSS = """
@@ -139,11 +139,14 @@ class PickDialog(ModalScreen[str | None]):
 
 
 class DiffScreen(ModalScreen[None]):
-    """Field-by-field differences between two configs."""
+    """Field-by-field differences between two configs, stacked: each field on
+    its own line with the two values under it, so two long run ids and long
+    values stay readable at 80 columns (side by side, one column went off-screen)."""
 
     DEFAULT_CSS = DIALOG_CSS.format(name="DiffScreen") + """
     DiffScreen > Vertical { width: 100%; height: 100%; border: none; }
-    DiffScreen DataTable { height: 1fr; }
+    DiffScreen VerticalScroll { height: 1fr; }
+    DiffScreen .hint { color: $text-muted; }
     """
     BINDINGS = [Binding("escape,q", "close", "Close")]
 
@@ -154,25 +157,48 @@ class DiffScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.title_text, classes="title", markup=False)
-            if not self.rows:
-                yield Static("no differences: every field has the same value", id="diff-empty")
-            table: DataTable = DataTable(id="diff-table", cursor_type="row", zebra_stripes=True)
-            yield table
-            yield Static("escape: close", classes="hint")
+            yield Static(self._legend(), id="diff-legend")
+            with VerticalScroll(id="diff-scroll"):
+                yield Static(self._body(), id="diff-body")
+            yield Static(f"{len(self.rows)} difference(s) · ↑↓ PgUp PgDn scroll · escape close", classes="hint")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("field", self.left[:24], self.right[:24])
-        for path, a, b in self.rows:
-            table.add_row(path, _cell(a), _cell(b))
-        table.focus()
+        self.query_one("#diff-scroll").focus()
+
+    def _legend(self) -> Text:
+        return diff_legend(self.left, self.right)
+
+    def _body(self) -> Text:
+        return stacked_diff(self.rows)
 
     def action_close(self) -> None:
         self.dismiss(None)
 
 
-def _cell(value: Any) -> Text:
-    return Text("—" if value is None else repr(value) if isinstance(value, str) else str(value))
+def diff_legend(left: str, right: str) -> Text:
+    text = Text()
+    text.append("A ", style="bold")
+    text.append(f"{left}\n")
+    text.append("B ", style="bold")
+    text.append(right)
+    return text
+
+
+def stacked_diff(rows: list[tuple[str, Any, Any]]) -> Text:
+    """Each differing field, then its A and B values on lines of their own."""
+    if not rows:
+        return Text("no differences: every field has the same value")
+    text = Text()
+    for path, a, b in rows:
+        text.append(f"{path}\n", style="bold")
+        text.append(f"  A {_cell(a)}\n")
+        text.append(f"  B {_cell(b)}\n")
+    text.rstrip()
+    return text
+
+
+def _cell(value: Any) -> str:
+    return "—" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -189,8 +215,17 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("kronos-tui keys (escape closes)", classes="title")
-            with VerticalScroll():
-                yield Static(self.text, markup=False, id="help-text")
+            with VerticalScroll(id="help-scroll"):
+                yield Static(self.text.rstrip("\n"), markup=False, id="help-text")
+            yield Static("↑↓ PgDn: more below", id="help-more", classes="hint")
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._say_if_more)
+
+    def _say_if_more(self) -> None:
+        """A hint only when the text does not fit: nothing hides without saying so."""
+        scroll = self.query_one("#help-scroll", VerticalScroll)
+        self.query_one("#help-more").display = scroll.max_scroll_y > 0
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -22,13 +22,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Label, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import Footer, Input, Label, Static, TabbedContent, TabPane, Tabs, TextArea
 
 from kronos_train.config import (ConfigError, ConfigProblem, KronosConfig, PresetInfo, diff, errors_of, field_paths,
                                  from_dict, load_raw_chain, merge, merged_raw, parse_yaml, dump_yaml,
                                  save_preset, validate_raw)
 
-from .dialogs import ConfirmDialog, PromptDialog
+from .dialogs import ConfirmDialog, PromptDialog, diff_legend, stacked_diff
 from .presets import name_problem
 
 TRUE_WORDS = {"true", "yes", "on", "1"}
@@ -154,7 +154,7 @@ class PresetEditor(Screen[str | None]):
     PresetEditor #yaml-text { width: 1fr; height: 1fr; }
     PresetEditor #yaml-problems { width: 34; height: 1fr; padding: 0 1; border-left: solid $primary; }
     PresetEditor #editor-status { height: 2; padding: 0 1; }
-    PresetEditor #editor-diff { height: 1fr; }
+    PresetEditor #editor-diff-scroll { height: 1fr; }
     """
 
     def __init__(self, info: PresetInfo, yaml_mode: bool = False) -> None:
@@ -229,7 +229,9 @@ class PresetEditor(Screen[str | None]):
                     yield self._text_area()
                     yield Static("", id="yaml-problems", markup=False)
             with TabPane("Diff vs parent (f5)", id="diff"):
-                yield DataTable(id="editor-diff", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="editor-diff-legend")
+                with VerticalScroll(id="editor-diff-scroll"):
+                    yield Static("", id="editor-diff")
         yield Static("", id="editor-status", markup=False)
         yield Footer(compact=True)
 
@@ -255,8 +257,12 @@ class PresetEditor(Screen[str | None]):
         if not area.is_syntax_aware:
             area.border_subtitle = "plain text (no tree-sitter)"
         self.refresh_all()
+        # f3/f4/f5 switch tabs, so Tab walks the fields only, starting on the first one.
+        self.query_one(TabbedContent).query_one(Tabs).can_focus = False
         if self.yaml_mode:
             area.focus()
+        else:
+            self.query_one("#form-scroll").query(Input).first().focus()
 
     # ---------------------------------------------------------------- validation and display
     def revalidate(self) -> None:
@@ -314,14 +320,12 @@ class PresetEditor(Screen[str | None]):
             self.refresh_diff()                 # otherwise rebuilt when its tab opens
 
     def refresh_diff(self) -> None:
-        table = self.query_one("#editor-diff", DataTable)
-        table.clear(columns=True)
-        parent = self.raw.get("extends") or "defaults"
-        table.add_columns("field", str(parent)[:20], self.name_[:20])
+        """Stacked like the run diff (dialogs.stacked_diff): long values stay whole at 80 columns."""
+        parent = str(self.raw.get("extends") or "defaults")
         parent_cfg = from_dict(self.parent_raw)[0] if self.parent_raw else KronosConfig()
-        mine = from_dict(self.merged())[0]
-        for path, a, b in diff(parent_cfg, mine):
-            table.add_row(path, text_of(a), text_of(b))
+        rows = diff(parent_cfg, from_dict(self.merged())[0])
+        self.query_one("#editor-diff-legend", Static).update(diff_legend(parent, self.name_))
+        self.query_one("#editor-diff", Static).update(stacked_diff(rows))
 
     # ---------------------------------------------------------------- editing
     @on(Input.Changed)

@@ -43,6 +43,7 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
     LaunchDialog .field-row Label { width: 18; }
     LaunchDialog .field-row Input { width: 8; }
     LaunchDialog #launch-problems { max-height: 10; }
+    LaunchDialog #launch-notes { color: $warning; }
     """
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
@@ -69,7 +70,7 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
             with Horizontal(id="gpus-row", classes="field-row"):
                 yield Label("GPUs / processes")
                 yield Input(str(self.cfg.distributed.num_gpus), id="gpus", restrict=r"[0-9]*", compact=True)
-                yield Static("", id="gpu-hint", markup=False)
+            yield Static("", id="gpu-hint", markup=False)          # its own line: never cut at 80 columns
             with Horizontal(id="budget-row", classes="field-row"):
                 yield Label("time budget, min")
                 yield Input(f"{self.cfg.training.time_budget_minutes:g}", id="budget", restrict=r"[0-9.]*",
@@ -78,6 +79,8 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
             yield SlurmSection(TickBox("where: SLURM job from this login node, else this node (u)", False,
                                        id="slurm", compact=True))
             yield Static("", id="launch-summary", markup=False)
+            note = self._created_folder_note()
+            yield Static(note, id="launch-notes", markup=False).set_styles(f"display: {'block' if note else 'none'};")
             yield Static("", id="launch-problems", classes="error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Cancel (esc)", id="cancel", compact=True)
@@ -93,8 +96,19 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
         from kronos_train.gpu import gpu_count
 
         count, reason = gpu_count(self.services.nvml)
-        text = f"this node: {count} NVIDIA GPU(s)" if count else "no NVIDIA GPU: CPU worker processes (gloo)"
-        self.app.call_from_thread(self.query_one("#gpu-hint", Static).update, f"  {text}")
+        if not self.cfg.device.use_cuda:
+            text = f"device.use_cuda is false: CPU worker processes (gloo); this node has {count} NVIDIA GPU(s)"
+        elif count:
+            text = f"this node: {count} NVIDIA GPU(s), one process each (nccl)"
+        else:
+            text = "this node: no NVIDIA GPU: CPU worker processes (gloo)"
+        self.app.call_from_thread(self.query_one("#gpu-hint", Static).update, text)
+
+    def _created_folder_note(self) -> str:
+        from kronos_train.checks.pre import created_folder_words, folder_created_here
+
+        folder = folder_created_here(self.cfg)
+        return f"! {created_folder_words(folder)}" if folder else ""
 
     def action_toggle(self, selector: str) -> None:
         box = self.query_one(selector, Checkbox)

@@ -20,6 +20,7 @@ from textual.widgets import Button, ContentSwitcher, Log, Static
 
 from kronos_train.runfolder import state_word
 
+from ..view import X_AXES
 from ..widgets.panels import GpuPanel, RunFacts, StageProgress
 from ..widgets.plots import LossPlot, LrPlot
 from .base import KronosScreen
@@ -29,6 +30,9 @@ ZOOMS = (None, 5000, 1000, 200)
 SMOOTHINGS = (0.6, 0.9, 0.99, 0.0)
 VIEWS = ("loss-view", "lr-view", "gpu-view")
 CONTROL_ACTIONS = ("early_stop", "stop", "abort")
+LOG_KEEP = 200
+LOG_TITLE = "log: stdout, E = stderr · f larger/smaller"
+LOG_BEHIND = "new lines ↓ (end: follow)"
 
 
 def controllable(snap: Any, action: str) -> bool:
@@ -52,12 +56,13 @@ class MonitorScreen(KronosScreen):
         Binding("x", "abort", "Abort", show=False),
         Binding("r", "resume", "Resume", show=False),
         Binding("l", "log_y", "Log-y"),
-        Binding("a", "x_axis", "Steps/epochs", show=False),
+        Binding("a", "x_axis", "Axis"),
         Binding("z", "zoom", "Zoom"),
-        Binding("w", "smoothing", "Smooth"),
+        Binding("w", "smoothing", "EMA"),
         Binding("t", "stage", "Stage"),
         Binding("v", "view", "View"),
         Binding("o", "overlay", "Overlay"),
+        Binding("f", "log_size", "Log"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -72,7 +77,7 @@ class MonitorScreen(KronosScreen):
             with VerticalScroll(id="monitor-side"):
                 yield RunFacts(id="facts")
                 yield GpuPanel(id="gpu-compact")
-        yield Log(max_lines=200, id="log-tail")
+        yield Log(max_lines=LOG_KEEP, id="log-tail")
         with Horizontal(id="controls"):
             yield Button("Early stop (e)", id="btn-early-stop", compact=True)
             yield Button("Stop (s)", id="btn-stop", compact=True)
@@ -81,7 +86,8 @@ class MonitorScreen(KronosScreen):
         yield Static("", id="monitor-empty")
 
     def on_mount(self) -> None:
-        self._log_version = -1
+        self._log_total = -1
+        self.query_one("#log-tail", Log).border_title = LOG_TITLE
         self._shown: dict[str, str] = {}
         self._controls: tuple[bool, bool, bool] | None = None
         self._show_empty()
@@ -97,7 +103,7 @@ class MonitorScreen(KronosScreen):
 
     def run_changed(self) -> None:
         if self.is_mounted:
-            self._log_version = -1
+            self._log_total = -1
             self._controls = None
             self.query_one("#log-tail", Log).clear()
             self._show_empty()
@@ -119,9 +125,9 @@ class MonitorScreen(KronosScreen):
                          "(enter) to follow it\n\nRuns started earlier are found and attached when the app starts.")
         else:
             empty.update(f"reading {run.run_id} …")
-        self._show("#monitor-empty", True)
-        self._show("#monitor-main", False)
-        self._show("#stages", False)
+        for selector, shown in (("#monitor-empty", True), ("#monitor-main", False), ("#stages", False),
+                                ("#log-tail", False), ("#controls", False)):   # nothing above the message
+            self._show(selector, shown)
         self._set("#run-line", run.run_id if run else "")
         self._refresh_controls()
 
@@ -140,9 +146,9 @@ class MonitorScreen(KronosScreen):
     def show_snapshot(self, snap: Any) -> None:
         if not self.is_current:
             return
-        self._show("#monitor-empty", False)
-        self._show("#monitor-main", True)
-        self._show("#stages", True)
+        for selector, shown in (("#monitor-empty", False), ("#monitor-main", not self.has_class("-log-big")),
+                                ("#stages", True), ("#log-tail", True), ("#controls", True)):
+            self._show(selector, shown)
         self._set("#run-line", self._run_line(snap))
         ascii_only = self.kapp.ascii_only
         self.query_one(StageProgress).show(snap, ascii_only)
@@ -154,17 +160,32 @@ class MonitorScreen(KronosScreen):
             self.query_one(LrPlot).show(snap)
         else:
             self.query_one("#gpu-detail", GpuPanel).show(snap, ascii_only)
+        self._show("#gpu-compact", current != "gpu-view")        # said once: the GPU view has it in full
         self.query_one("#gpu-compact", GpuPanel).show(snap, ascii_only)
-        if snap.log_version != self._log_version:
-            self._log_version = snap.log_version
-            log = self.query_one("#log-tail", Log)
-            log.clear()
-            log.write_lines(snap.log_lines[-100:])
+        self._append_log(snap)
         self._sync_width()
         self._refresh_controls()
         if self._shown.get("nav") != snap.run_id:
             self._shown["nav"] = snap.run_id
             self.refresh_nav()
+
+    def _append_log(self, snap: Any) -> None:
+        """Append only the lines added since the last snapshot; follow the end
+        unless the user scrolled up, then say that new lines wait below."""
+        log = self.query_one("#log-tail", Log)
+        new = snap.log_total - self._log_total
+        following = log.is_vertical_scroll_end or log.max_scroll_y == 0
+        if new > 0:
+            if self._log_total < 0 or new > len(snap.log_lines):
+                log.clear()
+                new, following = len(snap.log_lines), True
+            log.write_lines(snap.log_lines[len(snap.log_lines) - new:], scroll_end=False)
+            if following:
+                log.call_after_refresh(log.scroll_end, animate=False, x_axis=False)
+        self._log_total = snap.log_total
+        title = LOG_TITLE if following else f"{LOG_BEHIND} · {LOG_TITLE}"
+        if log.border_title != title and (new > 0 or following):
+            log.border_title = title
 
     def _run_line(self, snap: Any) -> Text:
         text = Text()
@@ -247,7 +268,9 @@ class MonitorScreen(KronosScreen):
         self.kapp.set_view(log_y=not self.kapp.view.log_y)
 
     def action_x_axis(self) -> None:
-        self.kapp.set_view(x_epochs=not self.kapp.view.x_epochs)
+        axis = X_AXES[(X_AXES.index(self.kapp.view.x_axis) + 1) % len(X_AXES)]
+        self.kapp.set_view(x_axis=axis)
+        self.notify(f"x axis: {'wall time (minutes)' if axis == 'time' else axis}", timeout=1.5)
 
     def action_zoom(self) -> None:
         view = self.kapp.view
@@ -271,6 +294,13 @@ class MonitorScreen(KronosScreen):
         nxt = names[(names.index(current) + 1) % len(names)]
         self.kapp.set_view(stage=nxt)
         self.notify(f"showing the {nxt} stage", timeout=1.5)
+
+    def action_log_size(self) -> None:
+        self.toggle_class("-log-big")
+        if self.kapp.snapshot is not None:
+            self._show("#monitor-main", not self.has_class("-log-big"))
+        log = self.query_one("#log-tail", Log)
+        log.call_after_refresh(log.scroll_end, animate=False, x_axis=False)
 
     def action_view(self) -> None:
         switcher = self.query_one(ContentSwitcher)

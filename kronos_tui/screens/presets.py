@@ -65,14 +65,39 @@ def describe(info: PresetInfo | None, name: str, cfg: KronosConfig, problems: li
              f"{'' if cfg.experiment.train_tokenizer else ' (off)'}\n")
     t.append(f"         basemodel {tr.basemodel_epochs} ep @ {tr.predictor_learning_rate:g}"
              f"{'' if cfg.experiment.train_basemodel else ' (off)'}\n")
-    t.append(f"batch    {tr.batch_size} × {gpus} GPU × acc {tr.accumulation_steps} = "
+    unit = "GPU" if cfg.device.use_cuda else "process"
+    t.append(f"runs on  {where_it_runs(cfg)}\n")
+    t.append(f"batch    {tr.batch_size} × {gpus} {unit} × acc {tr.accumulation_steps} = "
              f"{tr.batch_size * gpus * tr.accumulation_steps} effective\n")
-    t.append(f"models   {cfg.model_paths.pretrained_tokenizer or cfg.architecture.tokenizer or '—'}\n")
-    t.append(f"         {cfg.model_paths.pretrained_predictor or cfg.architecture.predictor or '—'}\n")
+    x, mp, arch = cfg.experiment, cfg.model_paths, cfg.architecture
+    t.append(f"models   tokenizer {starting_model(x.pre_trained_tokenizer, mp.pretrained_tokenizer, arch.tokenizer)}\n")
+    t.append(f"         predictor {starting_model(x.pre_trained_predictor, mp.pretrained_predictor, arch.predictor)}\n")
     es = tr.early_stopping
     t.append(f"schedule {tr.scheduler.name} · early stop {'patience ' + str(es.patience) if es.enabled else 'off'}"
              f" · {tr.precision} · wd {tr.adam_weight_decay:g}\n")
     return t
+
+
+MODEL_INDENT = " " * 11
+
+
+def where_it_runs(cfg: KronosConfig) -> str:
+    """CPU worker processes or GPUs, as the launcher will start them."""
+    d = cfg.distributed
+    nodes = f" on each of {d.nodes} nodes" if d.nodes > 1 else ""
+    if not cfg.device.use_cuda:
+        return f"{d.num_gpus} CPU worker process{'es' if d.num_gpus != 1 else ''} (gloo){nodes}"
+    return f"{d.num_gpus} GPU{'s' if d.num_gpus != 1 else ''} (nccl){nodes}"
+
+
+def starting_model(pretrained: bool, folder: str, architecture: str) -> str:
+    """What a stage starts from, by the trainer's own rule (train.stages.starting_config);
+    a path goes on its own indented line, where the narrow pane does not break it."""
+    if pretrained:
+        return f"fine-tuned from\n{MODEL_INDENT}{folder}" if folder else "fine-tuned from — (no path set)"
+    if architecture:
+        return f"from scratch: {architecture}"
+    return f"from scratch, as the config.json of\n{MODEL_INDENT}{folder}" if folder else "— (nothing says what to build)"
 
 
 class PresetsScreen(KronosScreen):
@@ -92,6 +117,7 @@ class PresetsScreen(KronosScreen):
     def __init__(self) -> None:
         super().__init__()
         self.infos: list[PresetInfo] = []
+        self._cursor: int | None = None         # the row that carries the cursor mark
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="presets-body"):
@@ -113,12 +139,9 @@ class PresetsScreen(KronosScreen):
         ol = self.query_one(OptionList)
         ol.clear_options()
         current = self.kapp.selected_preset
+        self._cursor = None
         for info in self.infos:
-            mark = "▶ " if info.name == current else "  "
-            label = Text(f"{mark}{info.name}")
-            if info.origin != "bundled":
-                label.append(f" ({info.origin})", style="dim")
-            ol.add_option(Option(label, id=info.name))
+            ol.add_option(Option(self._label(info, False), id=info.name))
         target = highlight or current
         names = [i.name for i in self.infos]
         if target in names:
@@ -127,6 +150,22 @@ class PresetsScreen(KronosScreen):
             ol.highlighted = 0
         if current and current not in names and not Path(current).is_file():
             self.notify(f"no preset '{current}'; known: {', '.join(names[:8])}", severity="warning")
+
+    def _label(self, info: PresetInfo, highlighted: bool) -> Text:
+        """``›`` marks the cursor and ``▶`` the selected preset: both read without colour."""
+        cursor = (">" if self.kapp.ascii_only else "›") if highlighted else " "
+        mark = "▶" if info.name == self.kapp.selected_preset else " "
+        label = Text(f"{cursor}{mark} {info.name}")
+        if info.origin != "bundled":
+            label.append(f" ({info.origin})", style="dim")
+        return label
+
+    def _move_cursor_mark(self, index: int | None) -> None:
+        ol = self.query_one(OptionList)
+        for i in {self._cursor, index} - {None}:
+            if i < len(self.infos) and i < ol.option_count:
+                ol.replace_option_prompt_at_index(i, self._label(self.infos[i], i == index))
+        self._cursor = index
 
     def preset_changed(self) -> None:
         self.reload_list()
@@ -139,6 +178,7 @@ class PresetsScreen(KronosScreen):
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self._move_cursor_mark(event.option_index)
         if event.option_id:
             self.load_detail(event.option_id)
 
@@ -208,6 +248,7 @@ class PresetsScreen(KronosScreen):
                 return
             path = save_preset(target_dir / f"{name.strip()}.yaml", {"extends": parent})
             self.notify(f"created {path} (extends {parent})")
+            self.kapp.select_preset(name.strip())      # reloads the list with the new one marked ▶
             self.reload_list(highlight=name.strip())
             self.action_edit()
 

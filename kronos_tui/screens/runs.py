@@ -37,6 +37,7 @@ PATH_FIELD_NAMES = frozenset(f"{section}.{name}" for section, name in PATH_FIELD
 HEAD_BYTES = 64 << 10
 TAIL_BYTES = 256 << 10
 REFRESH_S = 3.0
+DETAIL_DIFFS = 4               # changed knobs spelled out under the table; d shows them all
 
 
 @dataclass
@@ -172,17 +173,22 @@ def scan_run(run: RunFolder, parents: dict[str, KronosConfig], now: float,
     return row
 
 
+def stage_status(status: Any, run_state: str) -> str:
+    """A stage the status file still calls running, in a run that is not, ended as the run did."""
+    if status == "running" and run_state in ("interrupted", "failed", "aborted", "stopped"):
+        return run_state
+    return str(status)
+
+
 def stages_text(row: RunRow) -> str:
-    return " ".join(f"{name[:1].upper()}{STATUS_MARK.get(str(info.get('status')), '?')}"
+    return " ".join(f"{name[:1].upper()}{STATUS_MARK.get(stage_status(info.get('status'), row.state), '?')}"
                     for name, info in row.stages.items()) or "—"
 
 
-def diff_text(diffs: list[tuple[str, Any, Any]], limit: int = 2) -> str:
-    if not diffs:
-        return "same as parent"
-    parts = [f"{p.split('.')[-1]} {a}→{b}" for p, a, b in diffs[:limit]]
-    more = f" +{len(diffs) - limit}" if len(diffs) > limit else ""
-    return ", ".join(parts) + more
+def diff_text(diffs: list[tuple[str, Any, Any]]) -> str:
+    """How many knobs changed: the names and values are on the detail line below the
+    table, where they have the whole width (a column of them was cut at 80 columns)."""
+    return f"{len(diffs)} knob{'s' if len(diffs) != 1 else ''}" if diffs else "none"
 
 
 class RunsScreen(KronosScreen):
@@ -211,13 +217,12 @@ class RunsScreen(KronosScreen):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_column(" ", key="mark", width=1)
-        table.add_column("run", key="run")
-        table.add_column("preset", key="preset")
+        table.add_column("run", key="run")           # whole: the id ends with the preset's name
         table.add_column("state", key="state")
         table.add_column("stages", key="stages")
         table.add_column("best val", key="best")
         table.add_column("time", key="time")
-        table.add_column("differs from parent", key="diff")
+        table.add_column("vs parent", key="diff")
         table.focus()
         self.scan()
         self.set_interval(REFRESH_S, self._tick)
@@ -251,9 +256,8 @@ class RunsScreen(KronosScreen):
         attached = self.kapp.attached_run
         for row in self.rows:
             mark = "*" if row.run_id in self.marked else ("▶" if attached and attached.run_id == row.run_id else "")
-            short = row.run_id[:-len(row.preset) - 1] if row.preset and row.run_id.endswith("-" + row.preset) else row.run_id
             best = "—" if row.best_val is None else f"{row.best_val:.4g}"
-            table.add_row(mark, short, row.preset[:14], state_word(row.state, short=True), stages_text(row), best,
+            table.add_row(mark, row.run_id, state_word(row.state, short=True), stages_text(row), best,
                           fmt_duration(row.duration_s), diff_text(row.diffs), key=row.run_id)
         if keep is not None and keep.run_id in [r.run_id for r in self.rows]:
             table.move_cursor(row=[r.run_id for r in self.rows].index(keep.run_id))
@@ -286,7 +290,7 @@ class RunsScreen(KronosScreen):
             return
         text = Text()
         text.append(f"{row.run_id}", style="bold")
-        text.append(f" · extends {row.parent or '— (vs defaults)'}")
+        text.append(f" · preset {row.preset or '?'} · extends {row.parent or '— (vs defaults)'}")
         if row.best_val is not None:
             text.append(f" · best val {row.best_val:.6g} ({row.best_stage})")
         if row.can_resume:
@@ -295,9 +299,10 @@ class RunsScreen(KronosScreen):
         if row.scheduler:                  # where the job is: above the settings, which do not change
             text.append(f"{row.scheduler}\n")
         if row.diffs:
-            text.append("; ".join(f"{p} {a!r}→{b!r}" for p, a, b in row.diffs[:6]))
-            if len(row.diffs) > 6:
-                text.append(f"; +{len(row.diffs) - 6} more (d)")
+            shown = DETAIL_DIFFS
+            text.append("; ".join(f"{p} {a!r}→{b!r}" for p, a, b in row.diffs[:shown]))
+            if len(row.diffs) > shown:
+                text.append(f"; +{len(row.diffs) - shown} more (d)")
         else:
             text.append("no setting differs from the parent")
         if row.message:

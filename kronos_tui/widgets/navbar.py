@@ -47,11 +47,25 @@ class NavBar(Horizontal):
     def on_mount(self) -> None:
         self.refresh_context()
 
+    def on_resize(self) -> None:
+        self.refresh_context()
+
     def refresh_context(self) -> None:
         app = self.app
         preset = getattr(app, "selected_preset", "") or "no preset"
         run = getattr(app, "attached_run", None)
-        text = f"preset {preset}"
-        if run is not None:
-            text += f" · run …{run.run_id[-14:]}" if len(run.run_id) > 16 else f" · run {run.run_id}"
-        self.query_one("#nav-context", Static).update(text)
+        room = self.size.width - sum(len(label) + 4 for _, _, label in TABS) - 2   # tabs, then the padding
+        self.query_one("#nav-context", Static).update(context_text(preset, run.run_id if run else None, room))
+
+
+def context_text(preset: str, run_id: str | None, room: int) -> str:
+    """The longest of these that fits: a run id is never cut while it fits alone
+    (it usually ends with the preset's name anyway)."""
+    if run_id is None:
+        choices = [f"preset {preset}", preset]
+    else:
+        choices = [f"preset {preset} · run {run_id}", f"{preset} · {run_id}", f"run {run_id}", run_id]
+    fitting = [c for c in choices if len(c) <= room]
+    if fitting:
+        return fitting[0]
+    return "…" + choices[-1][-(room - 1):] if room > 1 else ""

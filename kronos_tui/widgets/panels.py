@@ -82,6 +82,12 @@ class RunFacts(Static):
         self.update(lines)
 
 
+def _rss(mb: float | None) -> str:
+    if mb is None:
+        return "n/a"
+    return f"{mb:.0f}M" if mb < 1024 else f"{mb / 1024:.1f}G"
+
+
 def _mem(mb: float | None) -> str:
     return "n/a" if mb is None else f"{mb / 1024:.0f}"
 
@@ -103,14 +109,10 @@ class GpuPanel(Static):
 
     def show(self, snap: Any, ascii_only: bool = False) -> None:
         text = Text()
+        if not snap.gpus and (snap.gpu_state == "none" or snap.workers):
+            self.update(self._cpu_workers(snap, ascii_only))
+            return
         text.append("GPUs" + (f" · {snap.host}" if self.detailed and snap.host else "") + "\n", style="bold")
-        if snap.gpu_state == "none":
-            text.append("no NVIDIA GPU on this node\n", style="yellow")
-            if snap.gpu_reason:
-                text.append(f"({snap.gpu_reason})\n", style="dim")
-            if not snap.gpus:
-                self.update(text)
-                return
         if not snap.gpus:
             text.append("waiting for GPU readings…" if snap.gpu_state == "waiting" else "no GPU readings", style="dim")
             self.update(text)
@@ -139,4 +141,36 @@ class GpuPanel(Static):
                 text.append(f" {_mem(used)}/{_mem(g.mem_total_mb)}G {power_txt}\n")
         if snap.gpu_reason and snap.gpu_state != "none":
             text.append(f"{snap.gpu_reason}\n", style="yellow")
+        if self.detailed and snap.workers:
+            text.append("\n")
+            text.append_text(self._cpu_workers(snap, ascii_only, heading=False))
         self.update(text)
+
+    def _cpu_workers(self, snap: Any, ascii_only: bool, heading: bool = True) -> Text:
+        """What a CPU run needs instead of GPUs: each worker's CPU %, memory and
+        threads, as the run's supervisor recorded them (``workers`` events)."""
+        text = Text()
+        host = f" · {snap.workers[0].host}" if self.detailed and snap.workers else ""
+        ended = " · last reading" if snap.workers and not snap.alive else ""    # those processes are gone
+        text.append(f"CPU workers{host}{ended}\n", style="bold")
+        if heading and snap.gpu_state == "none":
+            reason = snap.gpu_reason or "no NVIDIA GPU on this node"
+            text.append(f"{reason if self.detailed else 'no NVIDIA GPU'}\n", style="dim")
+        if not snap.workers:
+            text.append("no worker readings yet (the supervisor records them every few seconds while a stage "
+                        "runs)" if self.detailed else "no worker readings yet", style="dim")
+            return text
+        for w in snap.workers:
+            cpu = w.cpu[-1] if w.cpu else None
+            rss = w.rss_mb[-1] if w.rss_mb else None
+            cpu_txt = "n/a" if cpu is None else f"{cpu:.0f}%"
+            threads = "?" if w.threads is None else str(w.threads)
+            label = f"rank {w.rank}" if w.rank is not None else f"pid {w.pid}"
+            if self.detailed:
+                text.append(f"{label} · pid {w.pid} · {threads} threads\n", style="bold")
+                text.append(f"  cpu {cpu_txt:>6} {sparkline(w.cpu, 20, 0, None, ascii_only)} of one core\n")
+                text.append(f"  rss {_rss(rss):>6} {sparkline(w.rss_mb, 20, 0, None, ascii_only)}\n")
+            else:
+                short = f"r{w.rank}" if w.rank is not None else f"{w.pid}"
+                text.append(f"{short:<3}{cpu_txt:>5} {sparkline(w.cpu, 5, 0, None, ascii_only)} {_rss(rss)} {threads}t\n")
+        return text

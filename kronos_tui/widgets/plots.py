@@ -3,12 +3,12 @@
 The snapshot is already downsampled to the plot's width, filtered for what
 plotext cannot draw (non-finite values; values <= 0 on a log axis), so a
 redraw costs a few milliseconds whatever the length of the run.  Series differ
-by marker as well as colour (raw dots, smoothed braille line, val ``o``, best
+by marker as well as colour (raw dots, smoothed braille line, overlay run ``+``, val ``o``, best
 ``*``, resume ``|``) so the plot reads on a monochrome terminal.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from textual_plotext import PlotextPlot
 
@@ -21,14 +21,23 @@ def steps_per_epoch(snap: Any) -> float | None:
     return stage.total_steps / stage.epochs
 
 
-def x_axis(snap: Any) -> tuple[float, str]:
-    """Scale for step numbers and the axis name: epochs when asked and known."""
-    per_epoch = steps_per_epoch(snap) if snap.view.x_epochs else None
-    return (1.0 / per_epoch, "epochs") if per_epoch else (1.0, "steps")
+def x_axis(snap: Any) -> tuple[Callable[[Sequence[float]], list[float]], str]:
+    """Steps to the asked x axis, and its name: epochs (from the stage's steps per
+    epoch) or wall time (minutes since the stage's first point); steps otherwise."""
+    axis = snap.view.x_axis
+    if axis == "time" and snap.step_minutes:
+        import numpy as np
+
+        xs, minutes = snap.step_minutes.x, snap.step_minutes.y
+        return (lambda steps: np.interp(steps, xs, minutes).tolist()), "minutes"
+    per_epoch = steps_per_epoch(snap) if axis == "epochs" else None
+    if per_epoch:
+        return (lambda steps: [x / per_epoch for x in steps]), "epochs"
+    return list, "steps"
 
 
-def scaled(xs: Sequence[float], scale: float) -> list[float]:
-    return [x * scale for x in xs] if scale != 1.0 else list(xs)
+def axis_note(axis: str) -> str:
+    return "" if axis == "steps" else f" · x: {axis}"
 
 
 class LossPlot(PlotextPlot):
@@ -49,26 +58,26 @@ class LossPlot(PlotextPlot):
             p.title(f"{snap.stage or 'run'}: waiting for loss points")
             self.refresh()
             return
-        k, axis = x_axis(snap)
-        p.plot(scaled(snap.raw.x, k), snap.raw.y, marker="dot", color="gray", label="loss")
+        to_x, axis = x_axis(snap)
+        p.plot(to_x(snap.raw.x), snap.raw.y, marker="dot", color="gray", label="loss")
         if snap.smooth and view.smoothing > 0:
-            p.plot(scaled(snap.smooth.x, k), snap.smooth.y, marker="braille", color="cyan",
+            p.plot(to_x(snap.smooth.x), snap.smooth.y, marker="braille", color="cyan",
                    label=f"ema {view.smoothing:g}")
         if snap.overlay:
-            p.plot(scaled(snap.overlay.x, k), snap.overlay.y, marker="dot", color="magenta",
+            p.plot(to_x(snap.overlay.x), snap.overlay.y, marker="+", color="magenta",
                    label=snap.overlay_label[-12:] or "other")
         if snap.val:
-            p.scatter(scaled(snap.val.x, k), snap.val.y, marker="o", color="yellow", label="val")
+            p.scatter(to_x(snap.val.x), snap.val.y, marker="o", color="yellow", label="val")
         if snap.best is not None:
             best_val, best_step, _ = snap.best
             if best_step is not None and (not view.log_y or best_val > 0) and best_step >= (snap.raw.x[0] if snap.raw.x else 0):
-                p.scatter([best_step * k], [best_val], marker="*", color="green", label="best")
-        for mark in snap.resume_marks:
-            p.vline(mark * k, "red")
+                p.scatter(to_x([best_step]), [best_val], marker="*", color="green", label="best")
+        for mark in to_x(snap.resume_marks):
+            p.vline(mark, "red")
         if view.log_y:
             p.yscale("log")
         zoom = f"last {view.zoom_last} steps" if view.zoom_last else "all steps"
-        p.title(f"{snap.stage} loss · {zoom}{' · log' if view.log_y else ''}{' · x: epoch' if axis == 'epochs' else ''}")
+        p.title(f"{snap.stage} loss · {zoom}{' · log' if view.log_y else ''}{axis_note(axis)}")
         self.refresh()
 
 
@@ -83,7 +92,7 @@ class LrPlot(PlotextPlot):
         if not snap.lr:
             p.title("learning rate: waiting for points")
         else:
-            k, axis = x_axis(snap)
-            p.plot(scaled(snap.lr.x, k), snap.lr.y, marker="braille", color="cyan", label="lr")
-            p.title(f"{snap.stage} learning rate{' · x: epoch' if axis == 'epochs' else ''}")
+            to_x, axis = x_axis(snap)
+            p.plot(to_x(snap.lr.x), snap.lr.y, marker="braille", color="cyan", label="lr")
+            p.title(f"{snap.stage} learning rate{axis_note(axis)}")
         self.refresh()

@@ -56,6 +56,7 @@ def test_accumulation_counts_micro_batches_and_requests_are_acted_on_at_the_next
     run.request("stop", source="test")
     status = run_stage(run, load_run_config(run), "tokenizer", 0, DistEnv())
     assert status == "stopped"
+    assert run.pending_request("stop") is None, "honoured: no reader may show it as pending any more"
     start = events(run, "stage_start")[0]
     assert start["steps_per_epoch"] == 4 and start["global_batch"] == 32 and start["accumulation_steps"] == 2
     assert events(run, "stop")[0]["step"] == 1

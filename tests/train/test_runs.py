@@ -91,6 +91,7 @@ def test_stop_then_resume_reproduces_the_uninterrupted_losses(baseline, workspac
     assert (stop["kind"], stop["stage"], stop["step"]) == ("stop", "basemodel", 5)
     assert events(run, "stage_end", "basemodel")[-1]["status"] == "stopped"
     assert events(run, "run_end")[-1]["status"] == "stopped" and run.can_resume()
+    assert run.pending_request("stop") is None, "honoured, so no longer pending"
     resume_run(run)
     assert wait_finished(run) == "completed"
     assert events(run, "stage_start", "basemodel")[-1]["resumed_from"] == stop["step"]
@@ -141,18 +142,22 @@ def test_a_hangup_does_not_stop_the_run_and_abort_ends_it_aborted_never_failed(w
     assert run.is_alive() and run.read_status()["state"] == "running"
     run.request("abort", source="test")
     assert wait_finished(run) == "aborted"
+    assert run.pending_request_lines() == [], "the ended attempt leaves no request pending"
     assert not events(run, "error")
     assert events(run, "stage_end", "tokenizer")[-1]["status"] == "stopped"
     assert events(run, "run_end")[-1]["status"] == "aborted"
     assert validate_story(events(run)) == []
 
 
-def test_a_killed_worker_is_recorded_with_its_cause(workspace, long_preset):
+def test_a_killed_worker_is_recorded_with_its_cause(workspace, long_preset, monkeypatch):
+    monkeypatch.setenv("KRONOS_WORKERS_SAMPLE_S", "0.5")          # the supervisor's worker readings
     run = start(workspace, long_preset)
     wait_until(lambda: events(run, "step", "tokenizer"), what="a tokenizer step")
     torchrun = run.read_status()["pgid"]
     workers = [pid for pid in processes_of(run) if _ppid(pid) == torchrun and b"\0RANK=1\0" in _environ(pid)]
     assert workers, "rank 1 not found"
+    wait_until(lambda: any(w["pid"] == workers[0] and w["rank"] == 1 and w["cpu"] is not None
+                           for r in events(run, "workers") for w in r["workers"]), what="a reading of rank 1")
     os.kill(workers[0], signal.SIGKILL)
     assert wait_finished(run) == "failed"
     error = events(run, "error")[-1]

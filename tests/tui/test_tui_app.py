@@ -28,7 +28,9 @@ async def test_starts_on_presets_and_tabs_switch_modes_by_key_and_click(make_app
         await wait_text(pilot, "[2 Checks]")
         assert app.current_mode == "checklist"
         await pilot.press("3")
-        await wait_text(pilot, "No run attached")
+        text = await wait_text(pilot, "No run attached")
+        below_nav = [line.strip() for line in text.split("\n")[1:] if line.strip()]
+        assert below_nav[0] == "No run attached.", "no empty log pane or buttons above it"
         assert await pilot.click("#nav-advisor")
         await wait_text(pilot, "No run attached: the advisor")
 
@@ -188,3 +190,13 @@ async def test_the_monitor_counts_down_the_time_budget_of_a_live_run(make_app, s
         app = make_app()
         async with app.run_test(size=(80, 24)) as pilot:
             await wait_text(pilot, "budget 1h00m left")          # 90 min less the 30 the attempt has run
+
+
+def test_the_nav_bar_never_cuts_a_run_id_that_fits_alone():
+    from kronos_tui.widgets.navbar import context_text
+
+    run = "20261127-190000-kaggle-8gpu"
+    assert context_text("kaggle-8gpu", run, 60) == f"preset kaggle-8gpu · run {run}"
+    assert context_text("kaggle-8gpu", run, 28) == run                  # 80 columns: the id alone, whole
+    assert context_text("kaggle-8gpu", run, 12) == "…" + run[-11:]     # only when even the id cannot fit
+    assert context_text("demo", None, 27) == "preset demo"

@@ -100,7 +100,11 @@ async def test_runs_table_diff_and_attach(make_app, services):
         text = await wait_text(pilot, "low-memory")
         assert "! interrupted" in text and "✗ failed" in text and "✓ done" in text
         assert "T✓ B✗" in text                                   # the OOM run: tokenizer done, basemodel failed
-        assert "batch_size 32→16" in text or "lookback_window 256→128" in text
+        assert "T!" in text and "▶" not in text.split("\n", 2)[2]  # the killed run's stage is not "running"
+        assert "20261127-180000-low-memory" in text              # whole ids
+        assert "6 knobs" in text                                  # low-memory vs kaggle; the names below
+        await pilot.press("down")
+        text = await wait_text(pilot, "lookback_window 256→128")
         # The interrupted demo run is first (newest) and resumable; the completed kaggle run is not.
         assert app.screen.check_action("resume", ()) is True
         await pilot.press("down", "down")

@@ -275,11 +275,15 @@ def test_a_replaced_events_file_is_read_again(tmp_path):
 def test_the_follower_tells_requested_and_planned_stops_apart(tmp_path):
     run = write_run(tmp_path, RunSpec(stages=("tokenizer",), finish=False, state="running", epochs=1))
     follower = RunFollower(run, sample_gpus=False)
-    run.request("early_stop", source="tui", stage="tokenizer")
-    run.request("stop", source="cli", stage="basemodel", at_step=40)
+    with LiveRun(run):
+        run.request("early_stop", source="tui", stage="tokenizer")
+        run.request("stop", source="cli", stage="basemodel", at_step=40)
+        follower.force_status()
+        follower.poll()
+        assert follower.snapshot(View()).pending_requests == ["early stop requested", "stop planned at basemodel step 40"]
     follower.force_status()
     follower.poll()
-    assert follower.snapshot(View()).pending_requests == ["early stop requested", "stop planned at basemodel step 40"]
+    assert follower.snapshot(View()).pending_requests == [], "a run that ended honours no request any more"
 
 
 def test_the_time_budget_left_counts_from_the_attempt_start_while_the_run_lives(tmp_path):

@@ -63,13 +63,18 @@ async def test_gpus_several_unsupported_fields_and_a_lost_one(make_app, services
         assert "stopped answering" in text
 
 
-async def test_no_nvidia_gpu_is_a_clear_state(make_app, services):
+async def test_no_nvidia_gpu_is_said_once_and_the_cpu_workers_shown(make_app, services):
     services.nvml = FakeNvml(missing_library=True)
-    write_run(services.logs_dir, RunSpec(gpus=0))
+    write_run(services.logs_dir, RunSpec(gpus=0, cpu_workers=2))
     app = make_app("last")
     async with app.run_test(size=(80, 24)) as pilot:
-        text = await wait_text(pilot, "no NVIDIA GPU")
+        text = await wait_text(pilot, "CPU workers")
+        assert text.count("no NVIDIA GPU") == 1 and "r1" in text and "9t" in text    # the compact side panel
+        await pilot.press("v", "v")
+        text = await wait_text(pilot, "rank 1 · pid 4101 · 9 threads")
         assert "library not found" in text.lower() or "shared library" in text.lower()
+        assert text.count("no NVIDIA GPU") == 1, "the GPU view says it, the side column leaves it out"
+        assert "cpu   136%" in text and "rss   1.0G" in text      # rank 1 at step 120: 95 + 40 + 120 % 7; 1030 MB
 
 
 async def test_gpu_events_of_a_remote_node_are_shown(make_app, services):
@@ -77,7 +82,8 @@ async def test_gpu_events_of_a_remote_node_are_shown(make_app, services):
     app = make_app("last")
     async with app.run_test(size=(80, 24)) as pilot:
         text = await wait_text(pilot, " 55%")
-        assert "3  55%" in text or "3   55%" in text
+        assert "0  55%" in text or "0   55%" in text
+        assert [g.index for g in app.snapshot.gpus] == [0, 1, 2, 3]     # the side column scrolls to the others
         assert app._follower.should_sample_gpus() is False     # another node: not this node's NVML
 
 
@@ -132,7 +138,11 @@ async def test_resume_is_enabled_only_for_an_interrupted_run_with_a_checkpoint(m
     # status says running but no supervisor holds the lock: interrupted
     app = make_app("last")
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_text(pilot, "! interrupted")
+        def stage_line() -> str:
+            return next((line for line in screen_text(app).splitlines() if line.lstrip().startswith("tokenizer")), "")
+
+        await wait_for(pilot, lambda: "! interrupted" in stage_line(), what="the stage line says interrupted")
+        assert "ETA" not in stage_line() and "running" not in stage_line()
         await wait_for(pilot, lambda: app.snapshot.can_resume and not app.screen.query_one("#btn-resume").disabled)
         await pilot.pause(0.1)
         assert app.screen.check_action("resume", ()) is True
@@ -176,10 +186,12 @@ async def test_overlay_another_run(make_app, services):
         await pilot.press("down", "enter")
         await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.overlay, what="overlay drawn")
         assert app.snapshot.overlay_label == "20261127-180000-demo"
-        assert "0000-demo" in screen_text(app)        # the legend names it
+        legend = screen_text(app)
+        assert "0000-demo" in legend                  # the legend names it
+        assert "++ " in legend and "•• loss" in legend, "the overlay and the loss differ by marker, not colour only"
 
 
-async def test_the_x_axis_switches_between_steps_and_epochs(make_app, services):
+async def test_the_x_axis_cycles_steps_epochs_and_wall_time(make_app, services):
     write_run(services.logs_dir, RunSpec(steps_per_epoch=40, epochs=3, log_interval=1))
     app = make_app("last")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -191,7 +203,43 @@ async def test_the_x_axis_switches_between_steps_and_epochs(make_app, services):
         before = await wait_text(pilot, "basemodel loss · all steps")
         assert x_ticks(before)[-1] == "120"                                # 3 epochs of 40 steps
         await pilot.press("a")
-        after = await wait_text(pilot, "· x: epoch")
-        assert app.view.x_epochs and x_ticks(after)[-1] == "3.00"
+        after = await wait_text(pilot, "· x: epochs")
+        assert app.view.x_axis == "epochs" and x_ticks(after)[-1] == "3.00"
         await pilot.press("a")
-        await wait_for(pilot, lambda: not app.view.x_epochs and "x: epoch" not in screen_text(app))
+        timed = await wait_text(pilot, "· x: minutes")
+        # 119 logged steps 0.5 s apart after the stage's first point: about one minute
+        assert app.view.x_axis == "time" and 0.9 <= float(x_ticks(timed)[-1]) <= 1.0
+        await pilot.press("a")
+        await wait_for(pilot, lambda: app.view.x_axis == "steps" and "· x:" not in screen_text(app))
+
+
+async def test_the_log_pane_follows_new_lines_unless_scrolled_up(make_app, services):
+    from textual.widgets import Log
+
+    run = write_run(services.logs_dir, live_spec())
+
+    def append(first: int, last: int) -> None:
+        with open(run.stdout_path, "a") as fh:
+            fh.writelines(f"[tokenizer] line {i}\n" for i in range(first, last))
+
+    with LiveRun(run):
+        app = make_app("last")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_text(pilot, "supervisor: starting stages")
+            log = app.screen.query_one("#log-tail", Log)
+            for end in (10, 20):                           # more lines than the pane holds, twice
+                append(end - 10, end)
+                text = await wait_text(pilot, f"line {end - 1}")
+                assert f"line {end - 5}" in text          # five lines shown at 80x24
+            log.scroll_home(animate=False)
+            await pilot.pause(0.1)
+            append(20, 25)
+            await wait_for(pilot, lambda: "new lines ↓" in screen_text(app), what="the marker")
+            assert "line 24" not in screen_text(app) and log.scroll_y == 0     # the reader's place is kept
+            log.scroll_end(animate=False)
+            append(25, 26)
+            text = await wait_text(pilot, "line 25")
+            assert "new lines ↓" not in text
+            await pilot.press("f")                         # the enlarged pane shows far more
+            text = await wait_text(pilot, "line 12")
+            assert "line 25" in text and not app.screen.query_one("#monitor-main").display   # the plot makes room

@@ -64,7 +64,17 @@ async def test_detail_shows_extends_chain_and_effective_batch(make_app):
         await wait_text(pilot, "preset demo")
         await open_list(pilot, "kaggle-8gpu")
         text = await wait_text(pilot, "extends  kaggle")
-        assert "32 × 8 GPU × acc 1 = 256" in text
+        assert "32 × 8 GPU × acc 1 = 256" in text and "8 GPUs (nccl)" in text
+        assert "tokenizer fine-tuned from" in text
+        assert "           ./pretrained/Kronos-Tokenizer-base" in text      # the path whole, on its own line
+
+
+async def test_a_from_scratch_cpu_preset_says_what_is_built_and_where(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        text = await wait_text(pilot, "tokenizer from scratch: tiny-tokenizer")
+        assert "predictor from scratch: tiny-predictor" in text
+        assert "1 CPU worker process (gloo)" in text and "32 × 1 process × acc 1" in text and "GPU" not in text
 
 
 async def test_a_click_on_a_preset_selects_it(make_app):
@@ -91,6 +101,29 @@ async def test_new_preset_extends_the_highlighted_one(make_app, services):
         await wait_for(pilot, lambda: isinstance(app.screen, PresetEditor), what="editor opens")
         path = services.user_presets_dir / "my-exp.yaml"
         assert yaml.safe_load(path.read_text()) == {"extends": "kaggle"}
+        assert app.selected_preset == "my-exp", "the new preset is the selected one"
+        await pilot.press("escape")
+        text = await wait_text(pilot, "▶ my-exp")
+        assert "›▶ my-exp" in text                           # the cursor mark is on it as well
+
+
+async def test_the_cursor_row_is_marked_without_colour(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        text = await wait_text(pilot, "›▶ demo")
+        await pilot.press("down")
+        text = await wait_text(pilot, "›  kaggle")
+        assert " ▶ demo" in text and text.count("›") == 1
+
+
+async def test_the_first_tab_in_the_form_lands_on_a_field(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        editor = await open_editor(pilot)
+        first = editor.focused
+        await pilot.press("tab")
+        assert first is not None and first.id.startswith("f-")
+        assert editor.focused is not first and editor.focused.id.startswith("f-"), "a field, not the tab bar"
 
 
 async def test_form_validates_as_you_type_with_the_schema_messages(make_app, services):
