@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kronos_train import supervisor  # noqa: E402
-from kronos_train.events import STAGES, read_events  # noqa: E402
-from kronos_train.launch import LaunchError, create_run  # noqa: E402
+from kronos_train.control import supervisor  # noqa: E402
+from kronos_train.control.events import STAGES, read_events  # noqa: E402
+from kronos_train.control.launch import LaunchError, create_run  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

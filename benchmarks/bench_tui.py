@@ -103,8 +103,8 @@ def first_frame_tmux(work: Path, env: dict[str, str]) -> float:
 def write_long_run(logs: Path, lines: int) -> Path:
     """run_start, stage_start, then steps with a GPU record every 10 steps and a val per epoch."""
     from kronos_train.config import dump_yaml, load_preset, to_dict
-    from kronos_train.events import SCHEMA_VERSION, encode
-    from kronos_train.runfolder import write_json_atomic
+    from kronos_train.control.events import SCHEMA_VERSION, encode
+    from kronos_train.control.runfolder import write_json_atomic
     from tests.synthetic_runs import loss_at
 
     run_dir = logs / "20261127-190000-big"

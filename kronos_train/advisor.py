@@ -1,6 +1,6 @@
 """The guide's FAQ ("常见问题") as live diagnostics over a run.
 
-Each rule reads a :class:`~kronos_train.summary.RunSummary` (the run's events,
+Each rule reads a :class:`~kronos_train.control.summary.RunSummary` (the run's events,
 folded) and the config the run used, and may return a :class:`Suggestion`: what
 was seen, what the guide advises, and the concrete preset change as a nested
 dict.  ``write_suggested_preset`` turns one suggestion into a new preset that
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks.run import UTIL_TARGET
-from .summary import RunSummary, StageSummary
+from .control.summary import RunSummary, StageSummary
 from .config import KronosConfig, dump_yaml, save_preset
 
 PLATEAU_EVALS = 3            # the guide: "连续3-5个epoch不下降"

@@ -12,7 +12,7 @@ import csv
 import io
 from typing import Any, Callable, Iterable
 
-from .events import STAGES
+from .control.events import STAGES
 
 KINDS = ("step", "val")
 COLUMNS = ("stage", "kind", "step", "epoch", "loss", "val_loss", "best_val_loss", "improved", "lr", "grad_norm",

@@ -332,7 +332,7 @@ def report_path(out: Path) -> Path:
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
-    from .runfolder import write_json_atomic
+    from .control.runfolder import write_json_atomic
 
     write_json_atomic(path, report)
 

@@ -32,7 +32,7 @@ def utf8_terminal() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from kronos_train.runfolder import logs_dir_from_env
+    from kronos_train.control.runfolder import logs_dir_from_env
 
     from .app import KronosApp
     from .services import Services

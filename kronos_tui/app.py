@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from kronos_train.checks import CheckResult
-from kronos_train.runfolder import RunFolder, find_run, list_runs
+from kronos_train.control.runfolder import RunFolder, find_run, list_runs
 
 from .view import View
 from .messages import OverlayLoaded, RunAttached, RunSnapshot
@@ -295,7 +295,7 @@ class KronosApp(App[None]):
             self.notify("no run attached", severity="warning")
             return
         stage = self.snapshot.stage if self.snapshot is not None else None
-        from kronos_train.slurm_job import is_slurm_run
+        from kronos_train.control.slurm_job import is_slurm_run
 
         if is_slurm_run(run):           # scancel may be needed: SLURM is asked off the UI thread
             self._request_slurm(run, kind, stage)
@@ -315,7 +315,7 @@ class KronosApp(App[None]):
     def _request_slurm(self, run: RunFolder, kind: str, stage: str | None) -> None:
         """A SLURM run: a queued job is cancelled, an abort also cancels a running one;
         otherwise the request file, as for any run."""
-        from kronos_train.slurm_job import control_slurm_job
+        from kronos_train.control.slurm_job import control_slurm_job
 
         try:
             done = control_slurm_job(run, kind, source="tui")

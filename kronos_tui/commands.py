@@ -38,7 +38,7 @@ class KronosCommands(Provider):
         except Exception:          # a broken preset folder must not break the palette
             pass
         try:
-            from kronos_train.runfolder import list_runs
+            from kronos_train.control.runfolder import list_runs
 
             for run in list_runs(app.services.logs_dir)[:20]:
                 yield f"Attach run: {run.run_id}", partial(app.attach, run), "follow it on the monitor"

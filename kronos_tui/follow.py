@@ -21,8 +21,8 @@ from typing import Any, Callable
 
 from kronos_train.checks import CheckResult
 from kronos_train.checks.run import after_checks, during_checks
-from kronos_train.events import decode
-from kronos_train.runfolder import RunFolder
+from kronos_train.control.events import decode
+from kronos_train.control.runfolder import RunFolder
 
 from .runstate import RunState
 from .series import as_numpy, last_downsample, minmax_downsample, plottable
@@ -310,7 +310,7 @@ class RunFollower:
         self.overlay_label = ""
         self.overview: RunState | None = None   # shown while the exact read catches up
         self._overview_tried = False
-        from kronos_train.scheduler import JobWatch
+        from kronos_train.control.scheduler import JobWatch
 
         self.job = JobWatch(run)                # SLURM asked from this (worker) thread, throttled
 
@@ -413,7 +413,7 @@ class RunFollower:
             if self._gpu_monitor_factory is not None:
                 self._gpu_monitor = self._gpu_monitor_factory(self._nvml)
             else:
-                from kronos_train.gpu import GpuMonitor
+                from kronos_train.control.gpu import GpuMonitor
 
                 self._gpu_monitor = GpuMonitor(self._nvml)
         snap = self._gpu_monitor.sample()
@@ -428,7 +428,7 @@ class RunFollower:
     def run_config(self) -> Any:
         if self._config is None:
             from kronos_train.config import ConfigError, KronosConfig
-            from kronos_train.run_config import read_run_config
+            from kronos_train.control.run_config import read_run_config
 
             try:
                 self._config = read_run_config(self.run.path)[0]

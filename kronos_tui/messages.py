@@ -6,7 +6,7 @@ from typing import Any
 from textual.message import Message
 
 from kronos_train.checks import CheckResult
-from kronos_train.runfolder import RunFolder
+from kronos_train.control.runfolder import RunFolder
 
 
 class RunSnapshot(Message):

@@ -20,8 +20,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from kronos_train.events import decode
-from kronos_train.summary import RECENT_POINTS, RunSummary, StageSummary, finite_number
+from kronos_train.control.events import decode
+from kronos_train.control.summary import RECENT_POINTS, RunSummary, StageSummary, finite_number
 
 from .series import EmaState, ema_debiased
 from .view import DEFAULT_SMOOTHING
@@ -44,7 +44,7 @@ GPU_MARKS = (b'"event":"gpu"', b'"event": "gpu"')
 LOG_FEED_MAX = 200
 
 # The fields this reader uses, per event: tests/test_events_contract.py checks
-# that every one of them is documented in kronos_train.events.EVENT_FIELDS.
+# that every one of them is documented in kronos_train.control.events.EVENT_FIELDS.
 FIELDS_READ: dict[str, set[str]] = {
     "run_start": {"t", "run_id", "preset", "stages", "world_size", "attempt", "host", "schema"},
     "stage_start": {"stage", "attempt", "epochs", "steps_per_epoch", "total_steps", "world_size", "batch_size",
@@ -310,7 +310,7 @@ class RunState(RunSummary):
 
     # ---------------------------------------------------------------- local NVML
     def add_local_gpu(self, snapshot: Any, t: float) -> None:
-        """A :class:`kronos_train.gpu.GpuSnapshot` sampled by the TUI on this node."""
+        """A :class:`kronos_train.control.gpu.GpuSnapshot` sampled by the TUI on this node."""
         self.local_gpu_available = bool(snapshot.available)
         self.local_gpu_reason = snapshot.reason
         if not snapshot.available:

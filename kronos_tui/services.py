@@ -1,6 +1,6 @@
 """What the app talks to outside itself, gathered so tests can swap each part.
 
-The defaults are the real thing: ``kronos_train.launch`` for launching and
+The defaults are the real thing: ``kronos_train.control.launch`` for launching and
 resuming (imported on first use), NVML through ``GpuMonitor``, and the
 torch-importing checks in a ``kronos-train check`` subprocess, never in the
 TUI's own process.
@@ -14,26 +14,26 @@ from typing import Any, Callable
 
 from kronos_train.checks import CheckResult
 from kronos_train.checks.out_of_process import preset_model_check, run_model_check
-from kronos_train.runfolder import RunFolder, logs_dir_from_env
+from kronos_train.control.runfolder import RunFolder, logs_dir_from_env
 
 
 def _launch(preset: str, logs_dir: Path, **kwargs: Any) -> RunFolder:
-    from kronos_train.launch import launch
+    from kronos_train.control.launch import launch
 
     return launch(preset, logs_dir, **kwargs)
 
 
 def _resume(run: RunFolder) -> int | str:
     """A local run's supervisor pid; a SLURM run is resubmitted (its new job id)."""
-    from kronos_train.launch import resume_run
-    from kronos_train.slurm_job import is_slurm_run, resubmit_run
+    from kronos_train.control.launch import resume_run
+    from kronos_train.control.slurm_job import is_slurm_run, resubmit_run
 
     return resubmit_run(run) if is_slurm_run(run) else resume_run(run)
 
 
 def _submit_slurm(preset: str, logs_dir: Path, options: Any, **kwargs: Any) -> RunFolder:
-    """Create the run and sbatch it (kronos_train.slurm_job.submit_run); the run folder."""
-    from kronos_train.slurm_job import submit_run
+    """Create the run and sbatch it (kronos_train.control.slurm_job.submit_run); the run folder."""
+    from kronos_train.control.slurm_job import submit_run
 
     return submit_run(preset, logs_dir, options, **kwargs)[0]
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from kronos_train.config import dump_yaml, load_preset, to_dict
-from kronos_train.events import SCHEMA_VERSION, EventWriter, encode
-from kronos_train.runfolder import COMMIT_MARKER, RunFolder, write_json_atomic
-from kronos_train.train.commit import manifest
+from kronos_train.control.events import SCHEMA_VERSION, EventWriter, encode
+from kronos_train.control.runfolder import COMMIT_MARKER, RunFolder, write_json_atomic
+from kronos_train.control.commit import manifest
 
 T0 = 1_764_270_000.0
 

@@ -131,7 +131,7 @@ def test_checklist_fills_the_cache_the_launcher_reads(tmp_path, monkeypatch):
     """The checklist and the launcher share one parse cache: a file validated once is not parsed again."""
     from kronos_train.data import inspect_data
     from kronos_train.data.synthetic import write_synthetic
-    from kronos_train.runfolder import data_cache_dir
+    from kronos_train.control.runfolder import data_cache_dir
 
     monkeypatch.delenv("KRONOS_CACHE_DIR", raising=False)
     logs = tmp_path / "logs"

@@ -46,7 +46,7 @@ def test_cli_help_does_not_import_torch():
 
 
 def test_check_run_judges_a_run_folder(logs_dir, capsys):
-    from kronos_train.events import EventWriter, SCHEMA_VERSION
+    from kronos_train.control.events import EventWriter, SCHEMA_VERSION
 
     run = logs_dir / "20260101-000000-demo"
     run.mkdir()
@@ -67,7 +67,7 @@ def test_check_run_judges_a_run_folder(logs_dir, capsys):
 
 
 def test_stop_at_step_plans_the_request_for_the_running_stage(logs_dir, capsys, monkeypatch):
-    from kronos_train.runfolder import RunFolder
+    from kronos_train.control.runfolder import RunFolder
     run = RunFolder(logs_dir / "20260101-000000-demo")
     run.path.mkdir(parents=True)
     run.write_status(state="running", stage="basemodel")
@@ -87,7 +87,7 @@ def test_stop_at_step_plans_the_request_for_the_running_stage(logs_dir, capsys, 
 
 
 def test_status_table_fits_80_columns_without_wrapping(capsys, logs_dir, monkeypatch):
-    from kronos_tui.synthetic import RunSpec, write_run
+    from synthetic_runs import RunSpec, write_run
 
     write_run(logs_dir, RunSpec(run_id="20261127-190000-demo", finish=False, state="running", stop_at={"tokenizer": 60}))
     write_run(logs_dir, RunSpec(run_id="20261127-180000-demo"))

@@ -5,7 +5,7 @@ import math
 
 from hypothesis import given, settings, strategies as st
 
-from kronos_train import events as E
+from kronos_train.control import events as E
 
 
 def story() -> list[tuple[str, dict]]:

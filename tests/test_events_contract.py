@@ -1,4 +1,4 @@
-"""The reader's side of the events contract (docs/events.md, kronos_train.events).
+"""The reader's side of the events contract (docs/events.md, kronos_train.control.events).
 
 The TUI must read every record the schema allows, use only documented fields,
 survive what the rules say readers must survive (torn last line, unknown extra
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kronos_train.events import EVENT_FIELDS, GPU_FIELDS, SCHEMA_VERSION, WORKER_FIELDS, encode, validate_record, validate_story
-from kronos_train.runfolder import RunFolder
+from kronos_train.control.events import EVENT_FIELDS, GPU_FIELDS, SCHEMA_VERSION, WORKER_FIELDS, encode, validate_record, validate_story
+from kronos_train.control.runfolder import RunFolder
 from kronos_tui.follow import RunFollower, View
 from kronos_tui.runstate import FIELDS_READ, RunState
 from synthetic_runs import RunSpec, write_run
@@ -85,7 +85,7 @@ def test_gpu_fields_the_panel_reads_are_documented():
 
 
 def test_worker_readings_are_documented_and_folded():
-    from kronos_train.procstat import WorkerReading
+    from kronos_train.control.procstat import WorkerReading
 
     written = set(WorkerReading(1, 0, 1.0, 1.0, 1).to_event())
     assert written == WORKER_FIELDS, "the supervisor writes exactly the documented worker fields"

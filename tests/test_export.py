@@ -5,9 +5,9 @@ import csv
 import io
 
 from kronos_train.cli import main as cli
-from kronos_train.events import EventWriter
+from kronos_train.control.events import EventWriter
 from kronos_train.export import curve_points, to_csv
-from kronos_train.runfolder import RunFolder
+from kronos_train.control.runfolder import RunFolder
 
 
 def step(stage, step_, loss, attempt, parts=None):

@@ -1,8 +1,8 @@
 """NVML readings degrade field by field, never break."""
 from __future__ import annotations
 
-from kronos_train import events as E
-from kronos_train.gpu import GpuMonitor, gpu_count
+from kronos_train.control import events as E
+from kronos_train.control.gpu import GpuMonitor, gpu_count
 
 from fake_nvml import FakeGpu, FakeNvml
 

@@ -1,4 +1,4 @@
-"""The supervisor's worker readings, from /proc (kronos_train.procstat)."""
+"""The supervisor's worker readings, from /proc (kronos_train.control.procstat)."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from kronos_train.procstat import WorkerRecorder, WorkerSampler, child_pids
+from kronos_train.control.procstat import WorkerRecorder, WorkerSampler, child_pids
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
 

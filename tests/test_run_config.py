@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from kronos_train.config import ConfigError
-from kronos_train.run_config import LaunchError, load_run_config, read_run_config
-from kronos_train.runfolder import STATE_WORDS, RunFolder, state_word
+from kronos_train.control.run_config import LaunchError, load_run_config, read_run_config
+from kronos_train.control.runfolder import STATE_WORDS, RunFolder, state_word
 
 
 def run_with_config(tmp_path, text: str) -> RunFolder:

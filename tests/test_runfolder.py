@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from kronos_train.runfolder import RunFolder, find_run, list_runs, new_run_id
-from kronos_train.train import commit
+from kronos_train.control.runfolder import RunFolder, find_run, list_runs, new_run_id
+from kronos_train.control import commit
 
 
 def make_run(logs_dir, name="20260101-000000-demo", state="running") -> RunFolder:

@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 
-from ..runfolder import RunFolder
+from ..control.runfolder import RunFolder
 from . import CheckResult
 
 PRESET_MODELS = ("models.load", "Pretrained models load and fit together", "before")

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..architectures import ARCHITECTURES, count_params, kind_of_config, resolve_architecture
 from ..config import ConfigProblem, KronosConfig, errors_of, validate, world_size
-from ..runfolder import data_cache_dir
+from ..control.runfolder import data_cache_dir
 from . import CheckResult
 
 # Rough training throughputs for the time estimate, in FLOP/s per device.  The
@@ -244,7 +244,7 @@ def folder_created_here(cfg: KronosConfig) -> Path | None:
     """The folder a relative ``base_path``/``base_save_path`` (often inherited, e.g. the
     kaggle preset's ``./kaggle_finetuned/``) makes in the working directory for the
     official best_model export, when it does not exist yet."""
-    from ..launch import official_save_root
+    from ..control.launch import official_save_root
 
     root = official_save_root(cfg)
     if root is None or root.is_absolute() or not root.parts:
@@ -268,7 +268,7 @@ def _writable(path: Path) -> bool:
 
 def check_gpus(cfg: KronosConfig, nvml: Any | None = None) -> CheckResult:
     """GPU available and count correct (GPU可用且数量正确)."""
-    from ..gpu import GpuMonitor
+    from ..control.gpu import GpuMonitor
 
     title = "GPUs available for the requested count"
     wanted = cfg.distributed.num_gpus

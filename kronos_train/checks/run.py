@@ -1,7 +1,7 @@
 """The "during" and "after" lines of the guide's checklist, judged from a run.
 
 Everything here is a pure function of what a run left behind: its events,
-folded by the control plane into a :class:`~kronos_train.summary.RunSummary`,
+folded by the control plane into a :class:`~kronos_train.control.summary.RunSummary`,
 and its folder.
 
 Light module: no torch.  The one line that needs torch, "the model loads for
@@ -15,8 +15,8 @@ import statistics
 import time
 from pathlib import Path
 
-from ..runfolder import RunFolder
-from ..summary import GPU_WINDOW_S, RunSummary, summarize_run
+from ..control.runfolder import RunFolder
+from ..control.summary import GPU_WINDOW_S, RunSummary, summarize_run
 from . import CheckResult
 
 UTIL_TARGET = 80.0           # the guide: "GPU利用率 ... 应该保持在80%以上"

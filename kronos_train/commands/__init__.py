@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..runfolder import RunFolder, find_run, logs_dir_from_env
+from ..control.runfolder import RunFolder, find_run, logs_dir_from_env
 
 
 def run_from_args(args: argparse.Namespace, command: str) -> RunFolder | None:

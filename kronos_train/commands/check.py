@@ -9,7 +9,7 @@ from pathlib import Path
 from ..checks import CheckResult, format_results, has_errors
 from ..checks.pre import check_config, run_pre_checks
 from ..config import load_preset
-from ..runfolder import logs_dir_from_env
+from ..control.runfolder import logs_dir_from_env
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

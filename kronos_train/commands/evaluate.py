@@ -12,7 +12,7 @@ from ..evaluation.forecasting import ForecastSettings
 from ..evaluation.report import format_table, print_err, write_eval, write_eval_file
 from ..evaluation.runner import EvaluationRequest, evaluate
 from ..evaluation.sources import config_of_run, resolve_model_source
-from ..runfolder import data_cache_dir
+from ..control.runfolder import data_cache_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,10 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..events import read_events
+from ..control.events import read_events
 from ..export import curve_points, to_csv
-from ..launch import LaunchError, load_run_config
-from ..runfolder import RunFolder, write_text_atomic
+from ..control.launch import LaunchError, load_run_config
+from ..control.runfolder import RunFolder, write_text_atomic
 from . import run_from_args
 
 

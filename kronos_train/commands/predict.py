@@ -9,7 +9,7 @@ from ..evaluation import EvaluationError
 from ..evaluation.forecasting import ForecastSettings
 from ..evaluation.report import print_err
 from ..evaluation.sources import load_models, resolve_model_source
-from ..runfolder import data_cache_dir
+from ..control.runfolder import data_cache_dir
 from ..submission import (DEFAULT_MAX_HORIZON, DEFAULT_RULES, PlanOptions, SubmissionError, SubmissionRequest,
                           make_submission, read_test_csv, summary_lines)
 from .evaluate import add_forecast_arguments, pick_device

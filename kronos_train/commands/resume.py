@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..launch import LaunchError, resume_problems, set_time_budget, start_supervisor
-from ..runfolder import RunFolder
-from ..slurm_job import is_slurm_run, resubmit_run
+from ..control.launch import LaunchError, resume_problems, set_time_budget, start_supervisor
+from ..control.runfolder import RunFolder
+from ..control.slurm_job import is_slurm_run, resubmit_run
 from . import run_from_args
 
 
@@ -55,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
             return 2
     print(f"resuming run {run.run_id} ({run.state()})\n  folder: {run.path}")
     if args.foreground:
-        from .. import supervisor
+        from ..control import supervisor
 
         return supervisor.main([str(run.path), "--resume", "--foreground"])
     try:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..launch import LaunchError, create_run, start_supervisor
-from ..runfolder import logs_dir_from_env
+from ..control.launch import LaunchError, create_run, start_supervisor
+from ..control.runfolder import logs_dir_from_env
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     print(f"run {run.run_id}\n  folder: {run.path}")
     if args.foreground:
-        from .. import supervisor
+        from ..control import supervisor
 
         return supervisor.main([str(run.path), "--foreground"])
     try:

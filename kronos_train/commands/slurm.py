@@ -6,10 +6,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..launch import LaunchError
-from ..runfolder import RunFolder, logs_dir_from_env
-from ..slurm_job import (RDZV_PORT_BASE, RDZV_PORT_SPAN, SlurmOptions, create_slurm_run, render, submit_script,
-                         write_script)
+from ..control.launch import LaunchError
+from ..control.runfolder import RunFolder, logs_dir_from_env
+from ..control.slurm_job import (RDZV_PORT_BASE, RDZV_PORT_SPAN, SlurmOptions, create_slurm_run, render, submit_script,
+                                 write_script)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

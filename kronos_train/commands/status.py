@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..events import STAGES, EventTail, read_events
-from ..runfolder import RunFolder, list_runs, logs_dir_from_env
-from ..scheduler import JobInfo, describe, display_state, job_of_run
+from ..control.events import STAGES, EventTail, read_events
+from ..control.runfolder import RunFolder, list_runs, logs_dir_from_env
+from ..control.scheduler import JobInfo, describe, display_state, job_of_run
 from . import run_from_args
 
 TAIL_BYTES = 64 * 1024

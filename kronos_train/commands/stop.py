@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..events import STAGES
-from ..launch import LaunchError
-from ..scheduler import SchedulerError
-from ..slurm_job import control_slurm_job, is_slurm_run
+from ..control.events import STAGES
+from ..control.launch import LaunchError
+from ..control.scheduler import SchedulerError
+from ..control.slurm_job import control_slurm_job, is_slurm_run
 from . import run_from_args
 
 

@@ -5,15 +5,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..events import finite_json
+from ..control.events import finite_json
 
 EVAL_FILE = "eval.json"
 
 
 def write_eval(run_dir: Path, result: dict[str, Any], path: Path | None = None) -> Path:
     """``eval.json`` (atomic) and an ``eval`` event in the run's events.jsonl."""
-    from ..events import EventWriter
-    from ..runfolder import write_json_atomic
+    from ..control.events import EventWriter
+    from ..control.runfolder import write_json_atomic
 
     target = Path(path) if path else Path(run_dir) / EVAL_FILE
     write_json_atomic(target, finite_json(result))
@@ -24,7 +24,7 @@ def write_eval(run_dir: Path, result: dict[str, Any], path: Path | None = None) 
 
 
 def write_eval_file(path: Path, result: dict[str, Any]) -> Path:
-    from ..runfolder import write_json_atomic
+    from ..control.runfolder import write_json_atomic
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(Path(path), finite_json(result))

@@ -68,7 +68,7 @@ def resolve_model_source(refs: str | Path | Sequence[str | Path], logs_dir: Path
 
 
 def _find_run_folder(ref: str, path: Path, logs_dir: Path | None) -> Path:
-    from ..runfolder import find_run
+    from ..control.runfolder import find_run
 
     if path.exists() and not path.is_dir():
         raise EvaluationError(f"{path} is a file; pass a run folder or model folders (config.json + model.safetensors)")
@@ -115,7 +115,7 @@ def _starting_folder(cfg: Any, kind: str) -> Path | None:
     (an existing official best_model, else the pretrained one)."""
     if cfg is None:
         return None
-    from ..run_config import basemodel_tokenizer, is_model_folder, official_best_model
+    from ..control.run_config import basemodel_tokenizer, is_model_folder, official_best_model
 
     if kind == "tokenizer":
         return basemodel_tokenizer(cfg)
@@ -141,7 +141,7 @@ def config_of_run(run_dir: Path) -> Any:
     """A run's resolved ``config.yaml`` as a KronosConfig (problems that only matter for
     launching, such as an empty pretrained path, are ignored here)."""
     from ..config import ConfigError
-    from ..run_config import read_run_config
+    from ..control.run_config import read_run_config
 
     try:
         return read_run_config(run_dir)[0]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import KronosConfig, flatten, to_dict
-from ..runfolder import RunFolder
+from ..control.runfolder import RunFolder
 from .scalars import Point
 from .state import TrackerState, read_state, remember
 

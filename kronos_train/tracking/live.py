@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import KronosConfig
-from ..runfolder import RunFolder
+from ..control.runfolder import RunFolder
 from .backends import BACKENDS, Backend, TrackingContext
 from .scalars import FINAL_STAGE_STATUSES, Point, ScalarMapper
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import KronosConfig
-from ..events import read_events
-from ..runfolder import RunFolder
+from ..control.events import read_events
+from ..control.runfolder import RunFolder
 from .backends import BACKENDS, TrackingContext
 from .scalars import published_points
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..runfolder import RunFolder, read_json, write_json_atomic
+from ..control.runfolder import RunFolder, read_json, write_json_atomic
 
 STATE_FILE = "tracking.json"
 # MLflow run ids are 32 hex digits, W&B ids short alphanumerics; allow both, nothing else.

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from ..model import save_pretrained
-from ..runfolder import COMMIT_MARKER, RunFolder
-from .commit import (CheckpointError, aside_dir, aside_path, commit_dir, kept_folders, marker_step, newest_verified,
-                     recover, refuse_old_format)
+from ..control.runfolder import COMMIT_MARKER, RunFolder
+from ..control.commit import (CheckpointError, aside_dir, aside_path, commit_dir, kept_folders, marker_step, newest_verified,
+                              recover, refuse_old_format)
 from .distributed import DistEnv
 from .statefile import load_state, save_state
 

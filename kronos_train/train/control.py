@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import time
 
-from ..events import TIME_BUDGET_SOURCE
-from ..runfolder import RunFolder
+from ..control.events import TIME_BUDGET_SOURCE
+from ..control.runfolder import RunFolder
 from .distributed import DistEnv
 
 # Stronger requests win when several are pending.

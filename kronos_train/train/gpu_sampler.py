@@ -9,8 +9,8 @@ import os
 import threading
 from typing import Any
 
-from ..events import EventWriter
-from ..gpu import GpuMonitor
+from ..control.events import EventWriter
+from ..control.gpu import GpuMonitor
 
 DEFAULT_INTERVAL_S = float(os.environ.get("KRONOS_GPU_SAMPLE_S", 5.0))
 

@@ -33,13 +33,13 @@ import numpy as np
 import torch
 
 from ..config import KronosConfig, config_hash, to_dict
-from ..events import SCHEMA_VERSION, TIME_BUDGET_SOURCE
-from ..runfolder import RunFolder
+from ..control.events import SCHEMA_VERSION, TIME_BUDGET_SOURCE
+from ..control.runfolder import RunFolder
 from . import checkpoint
 from .control import StopPoller
 from .distributed import DistEnv
 from .early_stopping import EarlyStopping
-from .outcome import ProgressReporter
+from ..control.outcome import ProgressReporter
 from .schedules import LRSchedule
 
 TrainLoss = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], "tuple[torch.Tensor, dict[str, torch.Tensor]]"]

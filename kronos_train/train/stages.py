@@ -26,18 +26,18 @@ import torch
 
 from ..architectures import resolve_architecture
 from ..config import KronosConfig
-from ..events import EventWriter, NullWriter
-from ..run_config import basemodel_tokenizer, data_fingerprint, load_run_config, official_best_model
+from ..control.events import EventWriter, NullWriter
+from ..control.run_config import basemodel_tokenizer, data_fingerprint, load_run_config, official_best_model
 from ..model import (build_predictor, build_tokenizer, check_pair, load_predictor, load_tokenizer, predictor_loss,
                      set_gradient_checkpointing, tokenizer_loss, tokenizer_val_loss)
 from ..model.checkpoint import read_config
-from ..runfolder import RunFolder, data_cache_dir
+from ..control.runfolder import RunFolder, data_cache_dir
 from ..tracking.live import TrackingWriter, start_live_tracking
 from . import checkpoint
 from .distributed import DistEnv, init_distributed, shutdown_distributed
-from .failures import classify_exception, write_failure
+from ..control.failures import classify_exception, write_failure
 from .gpu_sampler import GpuSampler
-from .outcome import write_result
+from ..control.outcome import write_result
 from .loop import Stage, StageConfigError, StageRunner, optimizer_steps_per_epoch
 from .schedules import LRSchedule
 
@@ -53,7 +53,7 @@ class DataError(ValueError):
 def die_with_parent() -> None:
     """A worker whose torchrun died (killed with the supervisor) must not train on alone.
     (Had torchrun died before this call, the c10d store it hosts is gone and joining fails.)"""
-    from ..process import set_parent_death_signal
+    from ..control.process import set_parent_death_signal
 
     set_parent_death_signal(signal.SIGKILL)
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .commit import CheckpointError, fsync_file
+from ..control.commit import CheckpointError, fsync_file
 
 TENSOR = "__tensor__"       # {"__tensor__": key}: a torch tensor stored under key
 ARRAY = "__ndarray__"       # {"__ndarray__": key, "dtype": "uint32", "shape": [624]}: a NumPy array's bytes

@@ -1,4 +1,4 @@
-"""The launch dialog: stages, GPU count, then a detached run through kronos_train.launch.
+"""The launch dialog: stages, GPU count, then a detached run through kronos_train.control.launch.
 
 The launcher validates everything before it creates anything; its problems
 (LaunchError.problems) are shown here, one per line, and nothing starts.  On
@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from kronos_train.runfolder import RunFolder
+from kronos_train.control.runfolder import RunFolder
 
 from ..services import launch_problems
 from .dialogs import DIALOG_CSS
@@ -93,7 +93,7 @@ class LaunchDialog(ModalScreen[RunFolder | None]):
 
     @work(thread=True, exclusive=True, group="launch-gpus", exit_on_error=False)
     def _count_gpus(self) -> None:
-        from kronos_train.gpu import gpu_count
+        from kronos_train.control.gpu import gpu_count
 
         count, reason = gpu_count(self.services.nvml)
         if not self.cfg.device.use_cuda:

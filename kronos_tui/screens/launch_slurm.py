@@ -3,7 +3,7 @@
 Ticked, it shows one row — partition, nodes, GPUs per node (0 = a CPU partition,
 where the dialog's "GPUs / processes" count is the worker processes per node)
 and the time limit — and ``options()`` turns it into ``SlurmOptions``; the
-submission itself (``kronos_train.slurm_job.submit_run``) runs in the dialog's
+submission itself (``kronos_train.control.slurm_job.submit_run``) runs in the dialog's
 worker, since sbatch talks to slurmctld.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Checkbox, Input, Label
 
-from kronos_train.slurm_job import SlurmOptions
+from kronos_train.control.slurm_job import SlurmOptions
 
 
 class SlurmSection(Vertical):

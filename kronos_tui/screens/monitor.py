@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, ContentSwitcher, Log, Static
 
-from kronos_train.runfolder import state_word
+from kronos_train.control.runfolder import state_word
 
 from ..view import X_AXES
 from ..widgets.panels import GpuPanel, RunFacts, StageProgress
@@ -310,7 +310,7 @@ class MonitorScreen(KronosScreen):
             self.show_snapshot(self.kapp.snapshot)
 
     def action_overlay(self) -> None:
-        from kronos_train.runfolder import list_runs
+        from kronos_train.control.runfolder import list_runs
 
         current = self.kapp.attached_run
         runs = [r for r in list_runs(self.kapp.services.logs_dir) if current is None or r.run_id != current.run_id]

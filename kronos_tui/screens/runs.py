@@ -20,12 +20,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from kronos_train.summary import RunSummary
+from kronos_train.control.summary import RunSummary
 from kronos_train.config import PATH_FIELDS, ConfigError, KronosConfig, diff, load_preset
-from kronos_train.run_config import read_run_config
-from kronos_train.events import decode
-from kronos_train.runfolder import FINAL_STATES, RunFolder, list_runs, state_word
-from kronos_train.scheduler import SCHEDULER_FILE, JobWatch
+from kronos_train.control.run_config import read_run_config
+from kronos_train.control.events import decode
+from kronos_train.control.runfolder import FINAL_STATES, RunFolder, list_runs, state_word
+from kronos_train.control.scheduler import SCHEDULER_FILE, JobWatch
 
 from ..messages import RunsListed
 from ..series import fmt_duration

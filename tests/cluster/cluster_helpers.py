@@ -17,7 +17,7 @@ sys.path.insert(0, str(REPO / "tests" / "train"))
 
 from train_helpers import curve, events, wait_until  # noqa: E402,F401
 
-from kronos_train.runfolder import FINAL_STATES, RunFolder  # noqa: E402
+from kronos_train.control.runfolder import FINAL_STATES, RunFolder  # noqa: E402
 
 __all__ = ["curve", "events", "wait_until", "LOGIN_HOST", "REPO", "write_short_demo", "cli_env", "kronos_train",
            "submit", "status_json", "squeue_state", "wait_final", "job_output", "first_step_time", "now"]

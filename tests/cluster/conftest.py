@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster_helpers import kronos_train, write_short_demo  # noqa: E402
 from slurm_daemons import LocalCluster, missing_binaries  # noqa: E402
 
-from kronos_train.runfolder import RunFolder  # noqa: E402
+from kronos_train.control.runfolder import RunFolder  # noqa: E402
 
 
 def _unavailable() -> str | None:

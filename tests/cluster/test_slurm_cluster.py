@@ -10,7 +10,7 @@ import pytest
 
 from cluster_helpers import (curve, events, first_step_time, job_output, kronos_train, now, squeue_state,
                              status_json, submit, wait_final, wait_until)
-from kronos_train.events import validate_story
+from kronos_train.control.events import validate_story
 
 pytestmark = pytest.mark.slow
 TIMES: dict[str, float] = {}

@@ -10,7 +10,7 @@ import pytest
 
 from cluster_helpers import (LOGIN_HOST, REPO, curve, events, job_output, kronos_train, submit, wait_final,
                              write_short_demo)
-from kronos_train.scheduler import read_job_record
+from kronos_train.control.scheduler import read_job_record
 from kronos_tui.app import KronosApp
 from kronos_tui.services import Services
 

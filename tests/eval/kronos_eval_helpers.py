@@ -130,7 +130,7 @@ def make_run(logs_dir: Path, cfg, tokenizer_dir: Path, predictor_dir: Path, pret
     """
     import shutil
 
-    from kronos_train.events import EventWriter
+    from kronos_train.control.events import EventWriter
 
     run = logs_dir / run_id
     (run / "checkpoints" / "basemodel").mkdir(parents=True)

@@ -7,8 +7,8 @@ import pytest
 
 from kronos_eval_helpers import HORIZON, make_run, tiny_config, write_preset
 from kronos_train.cli import main as cli
-from kronos_train.events import read_events, validate_record
-from kronos_train.runfolder import RunFolder
+from kronos_train.control.events import read_events, validate_record
+from kronos_train.control.runfolder import RunFolder
 from kronos_train.checks.trained_model import check_forecast_vs_baselines, check_inference
 from kronos_train.evaluation import EvaluationError
 from kronos_train.evaluation.forecasting import ForecastSettings

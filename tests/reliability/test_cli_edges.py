@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from kronos_train.config import load_preset
-from kronos_train.events import read_events
-from kronos_train.launch import create_run, start_supervisor
-from kronos_train.runfolder import RunFolder, list_runs
+from kronos_train.control.events import read_events
+from kronos_train.control.launch import create_run, start_supervisor
+from kronos_train.control.runfolder import RunFolder, list_runs
 
 from train_helpers import wait_finished, wait_until, write_preset
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from kronos_train.runfolder import RunFolder
-from kronos_train.train import checkpoint, commit, statefile
+from kronos_train.control.runfolder import RunFolder
+from kronos_train.train import checkpoint, statefile
+from kronos_train.control import commit
 from kronos_train.train.distributed import DistEnv
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ import time
 import pytest
 
 from kronos_train.cli import main as cli
-from kronos_train.events import REOPENED_MESSAGE, read_events
-from kronos_train.launch import create_run, start_supervisor
-from kronos_train.runfolder import RunFolder
-from kronos_train.train.outcome import read_result
+from kronos_train.control.events import REOPENED_MESSAGE, read_events
+from kronos_train.control.launch import create_run, start_supervisor
+from kronos_train.control.runfolder import RunFolder
+from kronos_train.control.outcome import read_result
 
 from train_helpers import processes_of, wait_finished, wait_until, write_preset
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kronos_train.cli import main as cli
-from kronos_train.runfolder import RUN_TOKEN_ENV, RunFolder
-from kronos_train.supervisor import main as supervisor_main
+from kronos_train.control.runfolder import RUN_TOKEN_ENV, RunFolder
+from kronos_train.control.supervisor import main as supervisor_main
 
 HOLDER = ("import fcntl, os, sys, time\n"
           "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"

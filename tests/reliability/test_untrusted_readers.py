@@ -16,15 +16,16 @@ from hypothesis import strategies as st
 
 from kronos_train.cli import main as cli
 from kronos_train.config import ConfigError, from_dict, parse_yaml
-from kronos_train.events import EventTail, read_events
-from kronos_train.launch import LaunchError, load_run_config
-from kronos_train.runfolder import RunFolder, clean_status
-from kronos_train.train import commit, statefile
+from kronos_train.control.events import EventTail, read_events
+from kronos_train.control.launch import LaunchError, load_run_config
+from kronos_train.control.runfolder import RunFolder, clean_status
+from kronos_train.control import commit
+from kronos_train.train import statefile
 from kronos_train.train.checkpoint import read_train_state
 from kronos_train.train.control import StopPoller
 from kronos_train.train.distributed import DistEnv
-from kronos_train.train.failures import read_failures
-from kronos_train.train.outcome import read_result, result_path
+from kronos_train.control.failures import read_failures
+from kronos_train.control.outcome import read_result, result_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
 
@@ -148,7 +149,7 @@ def test_stop_at_step_abc_is_ignored_and_said(tmp_path, capsys):
     st.sampled_from(["kind", "message", "remedy", "rank", "exit_code", "stage", "attempt", "t", "traceback"]),
     json_values, max_size=9)), result=json_values)
 def test_failure_and_result_files_of_any_shape(tmp_path, failure, result):
-    from kronos_train.train.failures import failures_dir, root_cause
+    from kronos_train.control.failures import failures_dir, root_cause
 
     run = make_run(tmp_path)
     failures_dir(run).mkdir(exist_ok=True)

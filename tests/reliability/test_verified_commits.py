@@ -9,8 +9,9 @@ import pytest
 
 from kronos_train.cli import main as cli
 from kronos_train.model import load_tokenizer
-from kronos_train.runfolder import COMMIT_MARKER, RunFolder
-from kronos_train.train import checkpoint, commit
+from kronos_train.control.runfolder import COMMIT_MARKER, RunFolder
+from kronos_train.train import checkpoint
+from kronos_train.control import commit
 from kronos_train.train.distributed import DistEnv
 
 from test_checkpoints import tiny_model

@@ -21,8 +21,8 @@ sys.path.insert(0, str(HERE.parent / "train"))
 from tracking_helpers import STOP_AT, need  # noqa: E402
 from train_helpers import free_port, wait_finished  # noqa: E402
 
-from kronos_train.launch import create_run, resume_run, start_supervisor  # noqa: E402
-from kronos_train.runfolder import RunFolder  # noqa: E402
+from kronos_train.control.launch import create_run, resume_run, start_supervisor  # noqa: E402
+from kronos_train.control.runfolder import RunFolder  # noqa: E402
 
 SERVER_START_S = 180.0            # a cold `mlflow server` migrates its SQLite store first: slow on 2 cores
 

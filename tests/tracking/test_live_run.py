@@ -11,7 +11,7 @@ import pytest
 
 from kronos_train.checks.run import run_checks
 from kronos_train.cli import main as cli
-from kronos_train.events import read_events, validate_story
+from kronos_train.control.events import read_events, validate_story
 from kronos_train.export import curve_points
 from kronos_train.tracking.state import read_state
 

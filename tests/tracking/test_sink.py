@@ -9,8 +9,8 @@ import time
 import pytest
 
 from kronos_train.config import from_dict
-from kronos_train.events import EventWriter, read_events
-from kronos_train.runfolder import RunFolder
+from kronos_train.control.events import EventWriter, read_events
+from kronos_train.control.runfolder import RunFolder
 from kronos_train.tracking.backends import MlflowBackend, TensorBoardBackend, TrackingContext
 from kronos_train.tracking.live import CommitGate, LiveSink, TrackingWriter
 from kronos_train.tracking.scalars import ScalarMapper, published_points

@@ -37,7 +37,7 @@ def test_a_tracker_that_is_not_installed_is_a_warning_with_the_pip_line(monkeypa
 
 def test_turning_tracking_on_does_not_block_an_exact_resume():
     from kronos_train.config import to_dict
-    from kronos_train.launch import _changed_fields
+    from kronos_train.control.launch import _changed_fields
 
     before = to_dict(from_dict({})[0])
     del before["tracking"]                                  # a checkpoint written before the section existed

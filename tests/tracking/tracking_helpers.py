@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kronos_train.events import read_events
+from kronos_train.control.events import read_events
 from kronos_train.tracking.scalars import published_points
 
 STOP_AT = 5                       # the planned stop: mid-epoch in the basemodel stage

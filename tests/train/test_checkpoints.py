@@ -15,8 +15,9 @@ import torch
 
 from kronos_train.architectures import resolve_architecture
 from kronos_train.model import build_tokenizer, load_tokenizer
-from kronos_train.runfolder import COMMIT_MARKER, RunFolder
-from kronos_train.train import checkpoint, commit
+from kronos_train.control.runfolder import COMMIT_MARKER, RunFolder
+from kronos_train.train import checkpoint
+from kronos_train.control import commit
 from kronos_train.train.distributed import DistEnv
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,7 +106,7 @@ def test_sigkill_during_repeated_saves_never_breaks_the_checkpoint(tmp_path):
         import sys
         sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_checkpoints import save
-        from kronos_train.runfolder import RunFolder
+        from kronos_train.control.runfolder import RunFolder
         run = RunFolder(__import__("pathlib").Path(sys.argv[1]))
         step = int(sys.argv[2])
         print("ready", flush=True)

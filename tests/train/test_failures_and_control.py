@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from kronos_train.config import KronosConfig
-from kronos_train.runfolder import RunFolder
+from kronos_train.control.runfolder import RunFolder
 from kronos_train.train.control import StopPoller
 from kronos_train.train.distributed import DistEnv
-from kronos_train.train.failures import (Failure, classify_exception, classify_exit, read_failures, root_cause,
-                                         torchrun_root_cause, write_failure)
+from kronos_train.control.failures import (Failure, classify_exception, classify_exit, read_failures, root_cause,
+                                           torchrun_root_cause, write_failure)
 
 
 def kaggle_like() -> KronosConfig:
@@ -119,8 +119,8 @@ def test_a_planned_request_waits_for_its_stage_and_step(tmp_path):
 
 
 def test_the_supervisor_keeps_an_early_stop_planned_for_a_later_stage(tmp_path):
-    from kronos_train.launch import create_run
-    from kronos_train.supervisor import Supervisor
+    from kronos_train.control.launch import create_run
+    from kronos_train.control.supervisor import Supervisor
     from train_helpers import write_preset
     run = create_run(write_preset(tmp_path), tmp_path / "logs", num_gpus=1)
     supervisor = Supervisor(run, resume=False, foreground=False)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from kronos_train.config import KronosConfig
-from kronos_train.events import EventWriter, validate_story
-from kronos_train.launch import create_run, load_run_config
+from kronos_train.control.events import EventWriter, validate_story
+from kronos_train.control.launch import create_run, load_run_config
 from kronos_train.train.distributed import DistEnv
 from kronos_train.train.loop import Prefetcher
 from kronos_train.train.stages import build_optimizer, compiled, run_stage

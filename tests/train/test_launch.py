@@ -10,9 +10,9 @@ import yaml
 
 from kronos_train.cli import main as cli
 from kronos_train.config import config_hash, to_dict
-from kronos_train.launch import (LaunchError, basemodel_tokenizer, create_run, data_fingerprint, load_run_config,
-                                 official_best_model, resume_problems, skip_reason)
-from kronos_train.runfolder import RunFolder
+from kronos_train.control.launch import (LaunchError, basemodel_tokenizer, create_run, data_fingerprint, load_run_config,
+                                         official_best_model, resume_problems, skip_reason)
+from kronos_train.control.runfolder import RunFolder
 
 from train_helpers import write_preset
 
@@ -103,7 +103,7 @@ def fake_checkpoint(run: RunFolder, stage: str, world_size: int, **train_state) 
     last = run.checkpoint_dir(stage, "last")
     import json
 
-    from kronos_train.train.commit import aside_dir, commit_dir
+    from kronos_train.control.commit import aside_dir, commit_dir
 
     staged = aside_dir(last.parent, "last", 4)
     (staged / "train_state.json").write_text(json.dumps({"world_size": world_size, "config_hash": config_hash(cfg),
@@ -160,7 +160,7 @@ def test_launch_module_stays_light():
     import subprocess
     import sys
 
-    code = "import sys, kronos_train.launch, kronos_train.supervisor; print('torch' in sys.modules)"
+    code = "import sys, kronos_train.control.launch, kronos_train.control.supervisor; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
 
@@ -178,7 +178,7 @@ def test_run_refuses_a_negative_time_budget_and_names_the_field(tmp_path, capsys
 def test_a_resume_may_bring_another_time_budget_without_breaking_exactness(tmp_path, capsys):
     import time
 
-    from kronos_train.launch import set_time_budget
+    from kronos_train.control.launch import set_time_budget
     from kronos_train.train.distributed import DistEnv
     from kronos_train.train.stages import run_stage
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from kronos_train.cli import main as cli
-from kronos_train.events import EventWriter, validate_story
-from kronos_train.launch import create_run, load_run_config
+from kronos_train.control.events import EventWriter, validate_story
+from kronos_train.control.launch import create_run, load_run_config
 from kronos_train.train.distributed import DistEnv
 from kronos_train.train.stages import run_stage
 
@@ -109,7 +109,7 @@ def test_fine_tuning_starts_from_pretrained_folders(tmp_path):
 def test_a_spent_time_budget_stops_the_stage_with_a_checkpoint_and_the_supervisor_between_stages(tmp_path):
     import time
 
-    from kronos_train.supervisor import Supervisor
+    from kronos_train.control.supervisor import Supervisor
 
     run = create_run(write_preset(tmp_path, training={"time_budget_minutes": 30}), tmp_path / "logs", num_gpus=1,
                      skip_basemodel=True)

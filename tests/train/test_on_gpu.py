@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from kronos_train.launch import create_run, load_run_config
+from kronos_train.control.launch import create_run, load_run_config
 from kronos_train.model import build_predictor, build_tokenizer, predictor_loss, tokenizer_loss
 from kronos_train.train.distributed import DistEnv, init_distributed
 from kronos_train.train.loop import Prefetcher

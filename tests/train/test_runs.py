@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from kronos_train.events import validate_story
+from kronos_train.control.events import validate_story
 from kronos_train.export import curve_points
-from kronos_train.launch import create_run, resume_run, start_supervisor
+from kronos_train.control.launch import create_run, resume_run, start_supervisor
 from kronos_train.model import load_predictor, load_tokenizer
-from kronos_train.runfolder import RunFolder
+from kronos_train.control.runfolder import RunFolder
 
 from train_helpers import (curve, events, kill_run_hard, processes_of, wait_finished, wait_until,
                            write_preset)

@@ -11,12 +11,12 @@ import time
 import yaml
 
 from kronos_train.cli import main as cli
-from kronos_train.heartbeat import HEARTBEAT_FILE, STALE_AFTER_S, read_heartbeat, write_heartbeat
-from kronos_train.runfolder import RunFolder
-from kronos_train.scheduler import (SCHEDULER_FILE, JobInfo, describe, display_state, parse_scontrol, parse_squeue,
-                                    read_job_record)
-from kronos_train.slurm_job import SlurmOptions, rendezvous_port
-from kronos_train.supervisor import cpu_share_threads
+from kronos_train.control.heartbeat import HEARTBEAT_FILE, STALE_AFTER_S, read_heartbeat, write_heartbeat
+from kronos_train.control.runfolder import RunFolder
+from kronos_train.control.scheduler import (SCHEDULER_FILE, JobInfo, describe, display_state, parse_scontrol, parse_squeue,
+                                            read_job_record)
+from kronos_train.control.slurm_job import SlurmOptions, rendezvous_port
+from kronos_train.control.supervisor import cpu_share_threads
 
 from train_helpers import write_preset
 
@@ -167,8 +167,8 @@ def test_cpu_workers_take_their_share_of_the_slurm_cores(monkeypatch):
 
 
 def test_supervisor_builds_the_srun_torchrun_line(tmp_path, monkeypatch):
-    from kronos_train.launch import create_run
-    from kronos_train.supervisor import Supervisor
+    from kronos_train.control.launch import create_run
+    from kronos_train.control.supervisor import Supervisor
 
     run = create_run(write_preset(tmp_path), tmp_path / "logs", nodes=2, num_gpus=4,
                      rdzv_endpoint="head:29500", allow_multinode=True)
@@ -184,8 +184,8 @@ def test_supervisor_builds_the_srun_torchrun_line(tmp_path, monkeypatch):
 
 
 def test_a_single_node_run_picks_a_free_local_port(tmp_path):
-    from kronos_train.launch import create_run
-    from kronos_train.supervisor import Supervisor
+    from kronos_train.control.launch import create_run
+    from kronos_train.control.supervisor import Supervisor
 
     run = create_run(write_preset(tmp_path), tmp_path / "logs")
     text = " ".join(Supervisor(run, resume=False, foreground=False).torchrun_command("basemodel"))

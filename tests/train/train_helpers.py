@@ -10,8 +10,8 @@ from typing import Any
 
 import yaml
 
-from kronos_train.events import read_events
-from kronos_train.runfolder import FINAL_STATES, RunFolder
+from kronos_train.control.events import read_events
+from kronos_train.control.runfolder import FINAL_STATES, RunFolder
 
 # A run of both stages in a few seconds per stage on 2 CPU cores: 6 tickers of
 # 160 daily bars, windows of 24 + 4 + 1 rows, 8 optimizer steps per epoch.

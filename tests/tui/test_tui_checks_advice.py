@@ -11,7 +11,7 @@ from kronos_train.checks.run import (check_gpu_utilisation, check_log_fresh, che
                                      check_model_loads, check_models_saved, check_no_oom,
                                      check_val_falling, run_checks)
 from kronos_train.checks.out_of_process import parse_check_output
-from kronos_train.summary import summarize
+from kronos_train.control.summary import summarize
 from kronos_train.config import KronosConfig, load_preset, load_preset_strict
 from synthetic_runs import RunSpec, write_run
 
@@ -95,7 +95,7 @@ def test_models_missing_is_an_error(tmp_path):
 
 
 def summarize_of(run):
-    from kronos_train.summary import summarize_run
+    from kronos_train.control.summary import summarize_run
 
     return summarize_run(run)
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kronos_train.events import EventWriter, encode
+from kronos_train.control.events import EventWriter, encode
 from kronos_tui import follow
 from kronos_tui.follow import RunFollower, View, sample_overview
 from kronos_tui.runstate import RunState
@@ -110,7 +110,7 @@ def test_unknown_events_and_wrong_shapes_are_counted_not_raised():
 
 
 def test_gpu_rows_from_events_and_a_lost_local_gpu(tmp_path):
-    from kronos_train.gpu import GpuMonitor
+    from kronos_train.control.gpu import GpuMonitor
 
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

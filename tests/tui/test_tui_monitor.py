@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fake_nvml import FakeNvml
 
-from kronos_train.runfolder import COMMIT_MARKER
+from kronos_train.control.runfolder import COMMIT_MARKER
 from synthetic_runs import LiveRun, RunSpec, write_run
 from screen_text import screen_text
 from tui_helpers import wait_for, wait_text

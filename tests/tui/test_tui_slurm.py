@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from kronos_train.scheduler import SCHEDULER_FILE
-from kronos_train.slurm_job import SlurmOptions
-from kronos_tui.synthetic import RunSpec, write_run
+from kronos_train.control.scheduler import SCHEDULER_FILE
+from kronos_train.control.slurm_job import SlurmOptions
+from synthetic_runs import RunSpec, write_run
 from tui_helpers import wait_for, wait_text
 
 

@@ -84,7 +84,7 @@ def test_kronos_tui_in_tmux(tmp_path):
 def test_a_launched_runs_newest_log_line_shows_in_the_pane(tmp_path):
     """Launch the demo from the app; the log pane follows stdout.log: once the file
     has more lines than the pane, its newest step line is on screen."""
-    from kronos_train.runfolder import list_runs
+    from kronos_train.control.runfolder import list_runs
 
     work = tmp_path / "work"                     # the demo generates its data in the working directory
     work.mkdir()

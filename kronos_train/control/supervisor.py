@@ -1,6 +1,6 @@
 """The run supervisor: runs the stages of one run, in order, and records the run's state.
 
-    python -m kronos_train.supervisor RUN_DIR [--resume | --auto] [--foreground]
+    python -m kronos_train.control.supervisor RUN_DIR [--resume | --auto] [--foreground]
 
 Started detached by ``kronos-train run`` and the TUI (its own session, stdin
 closed, output appended to the run's ``stdout.log``/``stderr.log``), so closing
@@ -39,16 +39,16 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .config import config_hash, world_size
+from ..config import config_hash, world_size
 from .events import REQUEST_KINDS, SCHEMA_VERSION, STAGES, TIME_BUDGET_SOURCE, EventWriter, read_events
 from .heartbeat import HeartbeatThread
 from .launch import LaunchError, child_env, ensure_synthetic, load_run_config, skip_reason
 from .process import set_parent_death_signal
 from .procstat import WorkerRecorder
 from .runfolder import RUN_TOKEN_ENV, RunFolder, RunFolderError, refuse_symlink
-from .train.failures import (SECONDARY_KINDS, Failure, classify_exit, hang_failure, read_failures, root_cause,
-                             torchrun_root_cause)
-from .train.outcome import finished_attempts, hang_timeout_s, last_progress, read_result
+from .failures import (SECONDARY_KINDS, Failure, classify_exit, hang_failure, read_failures, root_cause,
+                       torchrun_root_cause)
+from .outcome import finished_attempts, hang_timeout_s, last_progress, read_result
 
 EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 3, "aborted": 4}
 FINISHED = ("completed", "early_stopped")
@@ -397,7 +397,7 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kronos_train.supervisor", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m kronos_train.control.supervisor", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--resume", action="store_true", help="continue an interrupted, stopped or failed run")
     parser.add_argument("--auto", action="store_true", help="resume when the run has started before (batch requeue)")

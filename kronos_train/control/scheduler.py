@@ -30,7 +30,7 @@ SCHEDULER_FILE = "scheduler.json"
 QUERY_TIMEOUT_S = 5.0
 JOB_ID = re.compile(r"^[0-9]{1,12}$")
 SQUEUE_FORMAT = "%i|%T|%r|%N|%L|%l"          # job id | state | reason | nodes | time left | time limit
-# The batch script exits with the supervisor's code (kronos_train/supervisor.py).
+# The batch script exits with the supervisor's code (kronos_train/control/supervisor.py).
 SUPERVISOR_EXITS = {"1": "a stage failed", "2": "the run did not start", "3": "the run stopped, resumable",
                     "4": "the run was aborted"}
 # Job states in which SLURM will still start (or is starting) the job: no supervisor yet.

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import KronosConfig, config_hash, dump_yaml, errors_of, load_preset, to_dict, validate, world_size
+from ..config import KronosConfig, config_hash, dump_yaml, errors_of, load_preset, to_dict, validate, world_size
 from .events import STAGES
 from .run_config import (LaunchError, absolute_paths, basemodel_tokenizer, data_fingerprint, load_run_config,
                          official_best_model, skip_reason)
@@ -53,7 +53,7 @@ def ensure_synthetic(cfg: KronosConfig) -> bool:
     path = Path(cfg.data.data_path)
     if not s.enabled or path.is_file():
         return False
-    from .data.synthetic import write_synthetic
+    from ..data.synthetic import write_synthetic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_synthetic(path, n_tickers=s.tickers, n_rows_per_ticker=s.rows_per_ticker, seed=s.seed)
@@ -64,7 +64,7 @@ def ensure_synthetic(cfg: KronosConfig) -> bool:
 
 def _model_problems(cfg: KronosConfig, stages: list[str]) -> list[str]:
     """Model folders or architectures the planned stages start from, and whether they fit."""
-    from .checks.pre import check_model_paths, model_configs
+    from ..checks.pre import check_model_paths, model_configs
 
     if stages == list(STAGES):               # both networks are needed: also check they fit together
         result = check_model_paths(cfg)
@@ -87,8 +87,8 @@ def launch_problems(cfg: KronosConfig, logs_dir: Path, allow_multinode: bool = F
     ``allow_multinode`` (the SLURM script writer): several nodes are fine and
     this machine's GPUs say nothing about the compute nodes'.
     """
-    from .checks.pre import (check_batch_and_time, check_data, check_data_present, check_disk, check_gpus,
-                             check_output, data_spec)
+    from ..checks.pre import (check_batch_and_time, check_data, check_data_present, check_disk, check_gpus,
+                              check_output, data_spec)
 
     problems = [str(p) for p in errors_of(validate(cfg))]
     if problems:
@@ -103,7 +103,7 @@ def launch_problems(cfg: KronosConfig, logs_dir: Path, allow_multinode: bool = F
     report = None
     results = [check_data_present(cfg)]
     if Path(cfg.data.data_path).is_file():
-        from .data import inspect_data
+        from ..data import inspect_data
 
         report = inspect_data(data_spec(cfg), data_cache_dir(logs_dir))
         results.append(check_data(cfg, report))
@@ -196,7 +196,7 @@ def child_env() -> dict[str, str]:
 def start_supervisor(run: RunFolder, resume: bool = False) -> int:
     """Start the detached supervisor (own session, stdin closed, output to the run's
     files) and return its pid once it holds the run's lock."""
-    cmd = [sys.executable, "-m", "kronos_train.supervisor", str(run.path)] + (["--resume"] if resume else [])
+    cmd = [sys.executable, "-m", "kronos_train.control.supervisor", str(run.path)] + (["--resume"] if resume else [])
     with open(run.stdout_path, "ab") as out, open(run.stderr_path, "ab") as err:
         proc = subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                 env=child_env(), cwd=os.getcwd(), close_fds=True)
@@ -245,7 +245,7 @@ def launch(preset: str | Path, logs_dir: Path | None = None, **kwargs: Any) -> R
 # --------------------------------------------------------------------------- resume
 
 def _changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    from .config import diff
+    from ..config import diff
 
     return [f"{path}: {old!r} -> {new!r}" for path, old, new in diff(before, after)
             if not any(path == safe or (safe.endswith(".") and path.startswith(safe)) for safe in RESUME_SAFE_FIELDS)]
@@ -253,7 +253,7 @@ def _changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
 
 def resume_problems(run: RunFolder) -> list[str]:
     """Why ``run`` cannot be resumed exactly (empty when it can)."""
-    from .train.commit import recover
+    from .commit import recover
 
     if not run.config_path.is_file():
         return [f"{run.path} is not a run folder (no config.yaml)"]

@@ -26,7 +26,7 @@ import stat
 import time
 from pathlib import Path
 
-from ..runfolder import COMMIT_MARKER
+from .runfolder import COMMIT_MARKER
 
 _ASIDE = re.compile(r"^\.(?P<name>[A-Za-z0-9_]+)\.(?P<kind>tmp|old)-(?P<step>\d+)$")
 _KEPT = re.compile(r"^\.(?P<name>[A-Za-z0-9_]+)\.kept-(?P<step>\d+)$")

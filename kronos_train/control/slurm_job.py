@@ -90,12 +90,12 @@ export KRONOS_RDZV_ID="$SLURM_JOB_ID"
 preempted=0
 on_preemption() {{
   preempted=1
-  "$PYTHON" -c 'import sys, pathlib; from kronos_train.runfolder import RunFolder; RunFolder(pathlib.Path(sys.argv[1])).request("stop", source="slurm")' "$RUN_DIR"
+  "$PYTHON" -c 'import sys, pathlib; from kronos_train.control.runfolder import RunFolder; RunFolder(pathlib.Path(sys.argv[1])).request("stop", source="slurm")' "$RUN_DIR"
 }}
 trap on_preemption {signal}
 
 # --auto: a fresh start the first time, an exact resume after a requeue.
-"$PYTHON" -m kronos_train.supervisor "$RUN_DIR" --auto &
+"$PYTHON" -m kronos_train.control.supervisor "$RUN_DIR" --auto &
 supervisor=$!
 while true; do                      # `wait` returns early when the trap fires: wait again
   wait "$supervisor"; code=$?

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import PATH_FIELDS, ConfigError, ConfigProblem, KronosConfig, errors_of, from_dict, read_yaml
+from ..config import PATH_FIELDS, ConfigError, ConfigProblem, KronosConfig, errors_of, from_dict, read_yaml
 from .runfolder import RunFolder
 
 
@@ -67,7 +67,7 @@ def absolute_paths(cfg: KronosConfig, base: Path) -> None:
 def data_fingerprint(cfg: KronosConfig) -> dict[str, Any] | None:
     """Size and sampled content hash of the data file (mtime left out: regenerated
     synthetic data is the same data)."""
-    from .data.cache import file_fingerprint
+    from ..data.cache import file_fingerprint
 
     try:
         found = file_fingerprint(cfg.data.data_path)

@@ -210,7 +210,7 @@ class RunFolder:
     def checkpoint_problems(self) -> list[str]:
         """Committed ``last/`` checkpoints that fail their checksums with no kept one to fall
         back to (hashed once per change: cheap to ask again)."""
-        from .train.commit import stage_checkpoint_problems
+        from .commit import stage_checkpoint_problems
 
         return [problem for stage in STAGES
                 for problem in stage_checkpoint_problems(self.checkpoint_dir(stage, "last").parent)]

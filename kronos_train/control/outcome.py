@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..events import STAGE_STATUSES, is_number, is_whole
-from ..runfolder import RunFolder, read_json, write_json_atomic
+from .events import STAGE_STATUSES, is_number, is_whole
+from .runfolder import RunFolder, read_json, write_json_atomic
 
 PROGRESS_EVERY_S = 0.5          # at most two progress writes a second per rank
 AUTO_HANG_FLOOR_S = 600.0       # automatic timeout: never below 10 minutes ...

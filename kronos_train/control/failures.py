@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..events import ERROR_KINDS, STAGES, is_number, is_whole
-from ..runfolder import RunFolder, read_json, write_json_atomic
+from .events import ERROR_KINDS, STAGES, is_number, is_whole
+from .runfolder import RunFolder, read_json, write_json_atomic
 
 # Kinds whose failure is usually a consequence of another rank's death.
 SECONDARY_KINDS = ("peer",)
