@@ -60,3 +60,12 @@ has_data
 
 # Preset editor: set when the file cannot be read (issue 12 decides how the editor shows it).
 load_error
+
+# Public helpers whose only caller outside their module is a test that pins the documented value.
+rendezvous_port         # docs/cluster.md: the per-job rendezvous port rule, tested in tests/train/test_slurm.py
+withheld                # tracking gate: points held until a checkpoint covers them; tests/tracking/test_sink.py
+
+# Attributes set on objects of other libraries (read by those libraries, not by us).
+plugin_name             # TensorBoard summary metadata: marks the run-tags summary as text
+can_focus               # Textual: the editor's tab bar is taken out of the focus chain
+NOTIFICATION_TIMEOUT    # Textual App class variable: how long toasts stay

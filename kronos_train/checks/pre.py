@@ -244,7 +244,7 @@ def folder_created_here(cfg: KronosConfig) -> Path | None:
     """The folder a relative ``base_path``/``base_save_path`` (often inherited, e.g. the
     kaggle preset's ``./kaggle_finetuned/``) makes in the working directory for the
     official best_model export, when it does not exist yet."""
-    from ..control.launch import official_save_root
+    from ..control.run_config import official_save_root
 
     root = official_save_root(cfg)
     if root is None or root.is_absolute() or not root.parts:
