@@ -31,11 +31,13 @@ SHORT_DEMO = {"extends": "demo",
                            "val_windows": 128}}
 
 
-def write_short_demo(folder: Path, data_dir: Path) -> Path:
+def write_short_demo(folder: Path, data_dir: Path, name: str = "short-demo", **training: Any) -> Path:
+    """The short demo as ``folder/<name>.yaml``; ``training`` overrides its training fields."""
     folder.mkdir(parents=True, exist_ok=True)
     raw = json.loads(json.dumps(SHORT_DEMO))
+    raw["training"].update(training)
     raw["data"] = {"data_path": str(data_dir / "demo_daily.csv")}
-    path = folder / "short-demo.yaml"
+    path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     return path
 
