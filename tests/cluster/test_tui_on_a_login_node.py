@@ -29,7 +29,8 @@ async def test_launch_on_slurm_watch_stop_and_resume_from_the_tui(slurm_cluster,
     # A tokenizer stage far longer than the test: the Stop key always finds it training
     # (the short demo can end before a key press on a fast machine); after the resume the
     # Early-stop key ends it, and the short basemodel stage completes the run.
-    preset = write_short_demo(root / "user-presets", root / "data", name="long-demo", tokenizer_epochs=200)
+    preset = write_short_demo(root / "user-presets", root / "data", name="long-demo", tokenizer_epochs=200,
+                              early_stopping={"enabled": False})
     monkeypatch.setenv("PYTHONPATH", str(REPO))             # the jobs sbatch starts import this checkout
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("KRONOS_HOSTNAME", LOGIN_HOST)        # this app is on the login node
