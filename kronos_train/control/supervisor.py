@@ -215,9 +215,8 @@ class Supervisor:
         recorder.stop()
         self.proc = None
         self.status(pgid=None)
-        started = (last_progress(self.run, stage, self.attempt)[0] is not None
-                   or any(r.get("event") == "stage_start" and r.get("attempt") == self.attempt
-                          for r in self.stage_records(stage)))
+        told = {r.get("event") for r in self.stage_records(stage) if r.get("attempt") == self.attempt}
+        started = last_progress(self.run, stage, self.attempt)[0] is not None or "stage_start" in told
         if self.hang is not None:
             return self.record_failure(stage, self.hang, started)
         self.last_result = end = read_result(self.run, stage, self.attempt)
@@ -228,7 +227,9 @@ class Supervisor:
                 return "aborted"
             return end["status"]
         if self.abort_requested():                      # SIGTERM reached the workers first
-            if started:
+            # Rank 0 may have told the stage's end and been killed before writing its
+            # result: the story then has its stage_end already (the outcome is ours).
+            if started and "stage_end" not in told:
                 self.events.emit("stage_end", stage=stage, attempt=self.attempt, status="stopped",
                                  message="aborted on request; the last committed checkpoint stays loadable")
             self.set_stage_status(stage, status="stopped")
