@@ -161,7 +161,7 @@ class RunState(RunSummary):
         c.loss.append(loss)
         c.smooth.append(c.ema.push(loss))
         c.lr.append(math.nan if lr is None else lr)
-        t = _num(rec.get("t"))
+        t = finite_number(rec.get("t"))
         c.t.append(math.nan if t is None else t)
 
     def _on_val(self, rec: dict[str, Any]) -> None:
@@ -211,8 +211,8 @@ class RunState(RunSummary):
             row = self.workers.setdefault((host, w["pid"]), WorkerRow(host, w["pid"]))
             rank = w.get("rank")
             row.rank = rank if isinstance(rank, int) else row.rank
-            row.cpu.append(_num(w.get("cpu")))
-            row.rss_mb.append(_num(w.get("rss_mb")))
+            row.cpu.append(finite_number(w.get("cpu")))
+            row.rss_mb.append(finite_number(w.get("rss_mb")))
             threads = w.get("threads")
             row.threads = threads if isinstance(threads, int) else None
 
