@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from kronos_train.checks import CheckResult
 from kronos_train.checks.run import after_checks, during_checks
-from kronos_train.control.events import decode
+from kronos_train.control.events import EventTail, LineTail, decode
 from kronos_train.control.runfolder import RunFolder
 
 from .runstate import RunState
@@ -31,6 +31,7 @@ from .view import DEFAULT_SMOOTHING, View
 CHUNK_BYTES = 4 << 20          # one read while catching up (about 30k step lines)
 LOG_TAIL_LINES = 200
 LOG_FIRST_READ = 32 << 10      # on attach, show only the last 32 KB of the text logs
+LOG_READ_BYTES = 1 << 20       # new log text read per poll at most
 MAX_LINE_CHARS = 400
 GPU_SAMPLE_S = 2.0
 STATUS_EVERY_S = 2.0
@@ -140,75 +141,19 @@ class Snapshot:
     step_minutes: Series = field(default_factory=Series)    # step -> minutes since the stage's first point (x: time)
 
 
-class RawTail:
-    """New complete lines of ``events.jsonl`` as bytes (the EventTail contract:
-    only new bytes are read, a torn last line waits, a truncated or replaced
-    file is read again from the start), for :meth:`RunState.add_block`."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset, self.bad_lines = path, 0, 0
-        self._pending = b""
-        self._inode: int | None = None
-        self.restarted = False
-
-    def read_block(self, max_bytes: int) -> bytes:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return b""
-        if (self._inode is not None and st.st_ino != self._inode) or st.st_size < self.offset:
-            self.offset, self._pending, self.restarted = 0, b"", True
-        self._inode = st.st_ino
-        if st.st_size == self.offset:
-            return b""
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            chunk = fh.read(max_bytes)
-        self.offset += len(chunk)
-        data = self._pending + chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._pending = data
-            return b""
-        self._pending = data[cut + 1:]
-        return data[:cut]
+def log_tail(path: Path) -> LineTail:
+    """A text log's tailer: it starts near the end (a long log shows its last lines at
+    once) and bounds a line that never ends (a progress bar without newlines)."""
+    return LineTail(path, start_near_end=LOG_FIRST_READ, max_pending=MAX_LINE_CHARS * 4)
 
 
-class TextTail:
-    """New complete lines of a growing text file (a torn last line waits)."""
-
-    def __init__(self, path: Path, first_read: int = LOG_FIRST_READ):
-        self.path, self.offset, self.pending, self.first_read = path, None, b"", first_read
-        self._inode: int | None = None
-
-    def read_new(self, max_bytes: int = 1 << 20) -> list[str]:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return []
-        skip_partial = False
-        if self.offset is None or st.st_size < self.offset or (self._inode not in (None, st.st_ino)):
-            self.offset = max(0, st.st_size - self.first_read)
-            self.pending = b""
-            skip_partial = self.offset > 0          # we start inside a line: drop its tail end
-        self._inode = st.st_ino
-        if st.st_size == self.offset:
-            return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            chunk = fh.read(max_bytes)
-        self.offset += len(chunk)
-        if skip_partial:
-            chunk = chunk[chunk.find(b"\n") + 1:] if b"\n" in chunk else b""
-        data = self.pending + chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self.pending = data[-MAX_LINE_CHARS * 4:]
-            return []
-        self.pending = data[cut + 1:]
-        # Progress bars rewrite their line with \r: keep what the terminal would show last.
-        return [line.rstrip("\r").rsplit("\r", 1)[-1][:MAX_LINE_CHARS]
-                for line in data[:cut].decode("utf-8", "replace").split("\n")]
+def log_lines(block: bytes) -> list[str]:
+    """A block of complete log lines as the pane shows them, each cut to ``MAX_LINE_CHARS``."""
+    if not block:
+        return []
+    # Progress bars rewrite their line with \r: keep what the terminal would show last.
+    return [line.rstrip("\r").rsplit("\r", 1)[-1][:MAX_LINE_CHARS]
+            for line in block[:-1].decode("utf-8", "replace").split("\n")]
 
 
 def _host_of(run: RunFolder) -> str:
@@ -283,10 +228,10 @@ class RunFollower:
         self.clock = clock
         self.local_host = local_host or socket.gethostname()
         self.state = RunState(local_host=self.local_host)
-        self.tail = RawTail(run.events_path)
+        self.tail = EventTail(run.events_path)
         self.gpu_backlog: deque[bytes] = deque(maxlen=GPU_BACKLOG_LINES)
-        self.stdout = TextTail(run.stdout_path)
-        self.stderr = TextTail(run.stderr_path)
+        self.stdout = log_tail(run.stdout_path)
+        self.stderr = log_tail(run.stderr_path)
         self.log_lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self.log_version = 0
         self.log_total = 0
@@ -340,7 +285,7 @@ class RunFollower:
             except OSError:
                 self.size = 0
             before = self.tail.offset
-            block = self.tail.read_block(CHUNK_BYTES)
+            block = self.tail.read(CHUNK_BYTES)
             if self.tail.restarted:                # the file was replaced: start the story again
                 self.tail.restarted = False
                 self.state = self._fresh_state()
@@ -386,7 +331,8 @@ class RunFollower:
         self.job.ask_at_next_poll()
 
     def _read_logs(self) -> bool:
-        new = [f"  {line}" for line in self.stdout.read_new()] + [f"E {line}" for line in self.stderr.read_new()]
+        new = [f"  {line}" for line in log_lines(self.stdout.read(LOG_READ_BYTES))]
+        new += [f"E {line}" for line in log_lines(self.stderr.read(LOG_READ_BYTES))]
         # Errors and supervisor log events belong in the same pane, marked.
         new += self.state.drain_feed()
         if not new:
@@ -576,9 +522,9 @@ class RunFollower:
 def load_overlay(run: RunFolder, smoothing: float = DEFAULT_SMOOTHING) -> RunState:
     """Another run's curves, read once (for comparing against the attached run)."""
     state = RunState(smoothing=smoothing)
-    tail = RawTail(run.events_path)
+    tail = EventTail(run.events_path)
     for _ in range(100_000):
-        block = tail.read_block(CHUNK_BYTES)
+        block = tail.read(CHUNK_BYTES)
         if block:
             state.add_block(block)
         size = run.events_path.stat().st_size if run.events_path.exists() else 0
