@@ -27,7 +27,9 @@ from kronos_train.control.runfolder import RunFolder, find_run, list_runs
 
 from .view import View
 from .messages import OverlayLoaded, RunAttached, RunSnapshot
+from .screens.base import KronosScreen
 from .services import Services
+from .snapshot import Snapshot
 
 
 def _commands_provider() -> type:
@@ -111,7 +113,7 @@ class KronosApp(App[None]):
         self.services = services or Services()
         self.ascii_only = ascii_only
         self.attached_run: RunFolder | None = None
-        self.snapshot: Any = None
+        self.snapshot: Snapshot | None = None
         self.view = View()
         self.check_cache: dict[str, dict[str, list[CheckResult]]] = {}
         self.model_checks: dict[str, list[CheckResult]] = {}
@@ -177,15 +179,14 @@ class KronosApp(App[None]):
         self.push_screen(HelpScreen(HELP_TEXT))
 
     def action_quit_app(self) -> None:
-        if self.attached_run is not None and self.snapshot is not None and self.snapshot.alive:
+        if self.attached_run is not None and self.snapshot is not None and self.snapshot.header.alive:
             self.notify("the run keeps going; `kronos-tui` attaches again", timeout=1)
         self.exit()
 
     def select_preset(self, name: str) -> None:
         self.selected_preset = name
-        for screen in self._all_screens():
-            if hasattr(screen, "preset_changed"):
-                screen.preset_changed()
+        for screen in self._kronos_screens():
+            screen.preset_changed()
         self.refresh_navs()
 
     def refresh_navs(self) -> None:
@@ -199,6 +200,9 @@ class KronosApp(App[None]):
         for stack in self._screen_stacks.values():
             yield from stack
 
+    def _kronos_screens(self) -> Iterable[KronosScreen]:
+        return (screen for screen in self._all_screens() if isinstance(screen, KronosScreen))
+
     # ---------------------------------------------------------------- runs
     def attach(self, run: RunFolder, show: bool = True) -> None:
         """Follow ``run``; the monitor, checklist and advisor show it."""
@@ -208,9 +212,8 @@ class KronosApp(App[None]):
         self.refresh_navs()
         if show:
             self.action_show("monitor")
-        for screen in self._all_screens():
-            if hasattr(screen, "run_changed"):
-                screen.run_changed()
+        for screen in self._kronos_screens():
+            screen.run_changed()
 
     def set_view(self, **changes: Any) -> None:
         from dataclasses import replace
@@ -257,11 +260,11 @@ class KronosApp(App[None]):
     @on(RunSnapshot)
     def _on_run_snapshot(self, message: RunSnapshot) -> None:
         snap = message.snapshot
-        if self.attached_run is None or snap.run_id != self.attached_run.run_id:
+        if self.attached_run is None or snap.header.run_id != self.attached_run.run_id:
             return                    # a late snapshot of a run we left
         self.snapshot = snap
         screen = self.screen
-        if hasattr(screen, "show_snapshot"):
+        if isinstance(screen, KronosScreen):     # not a dialog on top
             screen.show_snapshot(snap)
 
     def set_overlay(self, run: RunFolder | None) -> None:
@@ -294,7 +297,7 @@ class KronosApp(App[None]):
         if run is None:
             self.notify("no run attached", severity="warning")
             return
-        stage = self.snapshot.stage if self.snapshot is not None else None
+        stage = self.snapshot.plot.stage if self.snapshot is not None else None
         from kronos_train.control.slurm_job import is_slurm_run
 
         if is_slurm_run(run):           # scancel may be needed: SLURM is asked off the UI thread

@@ -15,7 +15,6 @@ import re
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +25,8 @@ from kronos_train.control.runfolder import RunFolder
 
 from .runstate import RunState
 from .series import as_numpy, last_downsample, minmax_downsample, plottable
+from .snapshot import (GpuView, Hardware, LogLines, PlotData, ReadProgress, RunChecks, RunHeader, Series, Snapshot,
+                       StageView, WorkerView)
 from .view import DEFAULT_SMOOTHING, View
 
 CHUNK_BYTES = 4 << 20          # one read while catching up (about 30k step lines)
@@ -43,102 +44,6 @@ GPU_BACKLOG_LINES = 600        # GPU records kept while catching up (minutes of 
 # best values, errors), so the overview reads all of them wherever they are.
 STORY_EVENT = re.compile(rb'"event":\s*"(?!step"|gpu")')
 STEP_EVENT = re.compile(rb'"event":\s*"step"')
-
-
-@dataclass
-class Series:
-    x: list[float] = field(default_factory=list)
-    y: list[float] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.x)
-
-
-@dataclass
-class StageView:
-    name: str
-    status: str
-    fraction: float
-    step: int
-    total_steps: int | None
-    epoch: float
-    epochs: int | None
-    eta_s: float | None
-    samples_per_s: float | None
-    best_val: float | None
-    best_step: int | None
-    best_epoch: Any
-    attempt: int
-
-
-@dataclass
-class GpuView:
-    host: str
-    index: int
-    name: str
-    util: list[float | None]
-    mem_used: list[float | None]
-    power: list[float | None]
-    mem_total_mb: float | None
-    temp_c: float | None
-    lost: bool
-
-
-@dataclass
-class WorkerView:
-    host: str
-    pid: int
-    rank: int | None
-    cpu: list[float | None]          # % of one core, oldest first
-    rss_mb: list[float | None]
-    threads: int | None
-
-
-@dataclass
-class Snapshot:
-    run_id: str
-    preset: str
-    state: str
-    alive: bool
-    attempt: int
-    host: str
-    stage: str | None
-    stages: list[StageView]
-    raw: Series
-    smooth: Series
-    val: Series
-    best: tuple[float, int, Any] | None          # (val_loss, step, epoch)
-    last_loss: float | None
-    last_step: int | None
-    lr: Series
-    last_lr: float | None
-    resume_marks: list[int]
-    overlay: Series | None
-    overlay_label: str
-    notes: list[str]
-    gpus: list[GpuView]
-    gpu_state: str                                # "local" | "events" | "none" | "waiting"
-    gpu_reason: str
-    log_lines: list[str]
-    log_version: int
-    progress: float
-    caught_up: bool
-    records: int
-    bad_lines: int
-    errors: list[dict[str, Any]]
-    during: list[CheckResult]
-    after: list[CheckResult]
-    suggestions: list[Any]
-    view: View
-    version: int
-    can_resume: bool = False
-    budget_left_s: float | None = None    # training.time_budget_minutes left to this attempt
-    pending_requests: list[str] = field(default_factory=list)   # in words, e.g. "stop requested"
-    scheduler: str = ""                   # the run's SLURM job in words ("" when not a SLURM run)
-    queued: bool = False                  # its job waits in the queue: stop/abort cancel it
-    log_total: int = 0                     # lines ever added to the log pane: the monitor appends only new ones
-    workers: list[WorkerView] = field(default_factory=list)     # the supervisor's CPU readings (workers events)
-    step_minutes: Series = field(default_factory=Series)    # step -> minutes since the stage's first point (x: time)
 
 
 def log_tail(path: Path) -> LineTail:
@@ -233,7 +138,6 @@ class RunFollower:
         self.stdout = log_tail(run.stdout_path)
         self.stderr = log_tail(run.stderr_path)
         self.log_lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        self.log_version = 0
         self.log_total = 0
         self.version = 0
         self.size = 0
@@ -339,7 +243,6 @@ class RunFollower:
             return False
         self.log_lines.extend(new)
         self.log_total += len(new)
-        self.log_version += 1
         return True
 
     def should_sample_gpus(self) -> bool:
@@ -387,56 +290,68 @@ class RunFollower:
         st = self.overview if self.overview is not None else self.state
         if abs(view.smoothing - st.smoothing) > 1e-12:
             st.set_smoothing(view.smoothing)
-        stage = view.stage if view.stage in st.stages else (st.active_stage().name if st.active_stage() else None)
-        notes: list[str] = []
-        raw = smooth = val = lr = Series()
-        best = None
-        last_loss = last_step = last_lr = None
-        resume_marks: list[int] = []
-        overlay = None
-        step_minutes = Series()
+        cfg, now = self.run_config(), self.clock()
+        return Snapshot(
+            header=self._header(st, cfg, now),
+            stages=[self._stage_view(st.stages[n], self.folder_state) for n in st.stage_order],
+            plot=self._plot(st, view), hardware=self._hardware(st),
+            log=LogLines(list(self.log_lines), self.log_total), checks=self._checks(st, cfg, now),
+            reading=ReadProgress(progress=(self.tail.offset / self.size) if self.size else 1.0,
+                                 caught_up=self.caught_up, records=st.records, bad_lines=self.tail.bad_lines),
+            version=self.version)
+
+    def _host(self, st: RunState) -> str:
+        return st.host or str(self.status.get("host") or "")
+
+    def _header(self, st: RunState, cfg: Any, now: float) -> RunHeader:
+        return RunHeader(
+            run_id=self.run.run_id, preset=st.preset or self.run.preset_name(), state=self.folder_state,
+            alive=self.alive, attempt=st.attempt, host=self._host(st), errors=st.errors[-3:],
+            can_resume=self.can_resume, budget_left_s=self._budget_left(st, cfg, now),
+            pending_requests=list(self.pending_requests), scheduler=self.job.line, queued=self.job.waiting)
+
+    def _plot(self, st: RunState, view: View) -> PlotData:
+        active = st.active_stage()
+        stage = view.stage if view.stage in st.stages else (active.name if active else None)
+        plot = PlotData(view=view, stage=stage, overlay_label=self.overlay_label)
         if stage and stage in st.curves:
-            c = st.curves[stage]
-            raw, smooth, lr, x_lo, hidden = self._plot_series(c, view)
-            if hidden:
-                notes.append(f"log scale hides {hidden} point(s) ≤ 0" if view.log_y else f"{hidden} non-finite point(s) hidden")
-            if st is self.overview:
-                notes.append(f"overview of sampled points; reading all {self.tail.offset / max(1, self.size):.0%}")
-            val = self._val_series(c, view, x_lo)
-            resume_marks = [m for m in c.resume_marks if m >= x_lo]
-            if c.loss:
-                last_loss, last_step = c.loss[-1], int(c.step[-1])
-            last_lr = st.stages[stage].last_lr
-            if view.x_axis == "time":
-                step_minutes = self._step_minutes(c, view)
-            if self.overlay is not None and stage in self.overlay.curves:
-                o = self.overlay.curves[stage]
-                overlay = self._plot_series(o, view, x_min=x_lo)[1]
-        if stage and st.stages[stage].best_val is not None:
+            self._add_curves(plot, st, stage, view)
+        if stage:
             s = st.stages[stage]
-            best = (s.best_val, s.best_step, s.best_epoch)
-        cfg = self.run_config()
-        alive = self.alive
-        now = self.clock()
+            if s.best_val is not None:
+                plot.best = (s.best_val, s.best_step, s.best_epoch)
+            if s.total_steps and s.epochs:
+                plot.steps_per_epoch = s.total_steps / s.epochs
+        return plot
+
+    def _add_curves(self, plot: PlotData, st: RunState, stage: str, view: View) -> None:
+        c = st.curves[stage]
+        plot.raw, plot.smooth, plot.lr, x_lo, hidden = self._plot_series(c, view)
+        if hidden:
+            plot.notes.append(f"log scale hides {hidden} point(s) ≤ 0" if view.log_y
+                              else f"{hidden} non-finite point(s) hidden")
+        if st is self.overview:
+            plot.notes.append(f"overview of sampled points; reading all {self.tail.offset / max(1, self.size):.0%}")
+        plot.val = self._val_series(c, view, x_lo)
+        plot.resume_marks = [m for m in c.resume_marks if m >= x_lo]
+        if c.loss:
+            plot.last_loss, plot.last_step = c.loss[-1], int(c.step[-1])
+        plot.last_lr = st.stages[stage].last_lr
+        if view.x_axis == "time":
+            plot.step_minutes = self._step_minutes(c, view)
+        if self.overlay is not None and stage in self.overlay.curves:
+            plot.overlay = self._plot_series(self.overlay.curves[stage], view, x_min=x_lo)[1]
+
+    def _hardware(self, st: RunState) -> Hardware:
+        return Hardware(host=self._host(st), alive=self.alive, gpus=self._gpu_views(), gpu_state=self._gpu_state(),
+                        gpu_reason=self.state.local_gpu_reason, workers=self._worker_views())
+
+    def _checks(self, st: RunState, cfg: Any, now: float) -> RunChecks:
         from kronos_train.advisor import diagnose
 
-        return Snapshot(
-            run_id=self.run.run_id, preset=st.preset or self.run.preset_name(), state=self.folder_state, alive=alive,
-            attempt=st.attempt, host=st.host or str(self.status.get("host") or ""), stage=stage,
-            stages=[self._stage_view(st.stages[n], self.folder_state) for n in st.stage_order],
-            raw=raw, smooth=smooth, val=val, best=best, last_loss=last_loss, last_step=last_step, lr=lr,
-            last_lr=last_lr, resume_marks=resume_marks, overlay=overlay, overlay_label=self.overlay_label,
-            notes=notes, gpus=self._gpu_views(), gpu_state=self._gpu_state(), gpu_reason=self.state.local_gpu_reason,
-            log_lines=list(self.log_lines), log_version=self.log_version,
-            progress=(self.tail.offset / self.size) if self.size else 1.0, caught_up=self.caught_up,
-            records=st.records, bad_lines=self.tail.bad_lines, errors=st.errors[-3:],
-            during=during_checks(st, now=now, alive=alive if self.folder_state not in ("completed",) else None,
-                                 patience=cfg.training.early_stopping.patience),
-            after=after_checks(st, self.run, self.model_check),
-            suggestions=diagnose(st, cfg), view=view, version=self.version, can_resume=self.can_resume,
-            budget_left_s=self._budget_left(st, cfg, now), pending_requests=list(self.pending_requests),
-            scheduler=self.job.line, queued=self.job.waiting,
-            log_total=self.log_total, workers=self._worker_views(), step_minutes=step_minutes)
+        alive = self.alive if self.folder_state not in ("completed",) else None
+        return RunChecks(during=during_checks(st, now=now, alive=alive, patience=cfg.training.early_stopping.patience),
+                         after=after_checks(st, self.run, self.model_check), suggestions=diagnose(st, cfg))
 
     def _budget_left(self, st: Any, cfg: Any, now: float) -> float | None:
         """Seconds of the attempt's time budget left while it runs (the supervisor's

@@ -8,12 +8,14 @@ from textual.message import Message
 from kronos_train.checks import CheckResult
 from kronos_train.control.runfolder import RunFolder
 
+from .snapshot import Snapshot
+
 
 class RunSnapshot(Message):
     """A drawable state of the attached run.  A newer one replaces an older one
     still queued, so a slow screen never works through a backlog."""
 
-    def __init__(self, snapshot: Any) -> None:
+    def __init__(self, snapshot: Snapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
 
