@@ -8,6 +8,11 @@ during/after checklist and the advisor alike.
 
 Never imports torch (checked by a test): the heavy checks run in a
 ``kronos-train check`` subprocess and training in a detached supervisor.
+
+Threads: workers hand results back as messages (``kronos_tui.messages``) or say
+them with ``notify`` (thread-safe in Textual); the follower's state is written
+by its own thread only: other threads ask it through ``RunFollower.show_overlay``
+and ``force_status``, which it takes at its next poll.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from kronos_train.checks import CheckResult
 from kronos_train.control.runfolder import RunFolder, find_run, list_runs
 
 from .view import View
-from .messages import OverlayLoaded, RunAttached, RunSnapshot
+from .messages import ModelChecked, OverlayLoaded, RunAttached, RunSnapshot
 from .screens.base import KronosScreen
 from .services import Services
 from .snapshot import Snapshot
@@ -155,7 +160,7 @@ class KronosApp(App[None]):
         if live:
             self.post_message(RunAttached(live[0]))
             if len(live) > 1:
-                self.call_from_thread(self.notify, f"{len(live)} live runs; attached to the newest (4: Runs lists all)")
+                self.notify(f"{len(live)} live runs; attached to the newest (4: Runs lists all)")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
@@ -222,6 +227,7 @@ class KronosApp(App[None]):
         self._wake.set()
 
     def wake_follower(self, status: bool = False) -> None:
+        """Poll now (``status``: re-read the run's status too).  Safe from any thread."""
         if status and self._follower is not None:
             self._follower.force_status()
         self._wake.set()
@@ -270,7 +276,7 @@ class KronosApp(App[None]):
     def set_overlay(self, run: RunFolder | None) -> None:
         if run is None:
             if self._follower is not None:
-                self._follower.overlay, self._follower.overlay_label = None, ""
+                self._follower.show_overlay("", None)
             self.wake_follower()
             return
         self._load_overlay(run)
@@ -282,14 +288,18 @@ class KronosApp(App[None]):
         state = load_overlay(run, self.view.smoothing)
         follower = self._follower
         if follower is not None:
-            follower.overlay_label = run.run_id
-            follower.overlay = state
+            follower.show_overlay(run.run_id, state)
         self.post_message(OverlayLoaded(run.run_id))
         self.wake_follower()
 
     @on(OverlayLoaded)
     def _overlay_loaded(self, message: OverlayLoaded) -> None:
         self.notify(f"overlay: {message.label}")
+
+    @on(ModelChecked)
+    def _model_checked(self, message: ModelChecked) -> None:
+        self.model_checks[message.run_id] = message.results
+        self.wake_follower()
 
     def request(self, kind: str) -> None:
         """Early stop / stop / abort the attached run through its folder."""
@@ -325,10 +335,10 @@ class KronosApp(App[None]):
             if done is None:
                 run.request(kind, source="tui", stage=stage)
         except Exception as exc:        # SchedulerError, LaunchError, OSError: said, never a traceback
-            self.call_from_thread(self.notify, f"{kind.replace('_', ' ')} failed: {exc}", severity="error", timeout=10)
+            self.notify(f"{kind.replace('_', ' ')} failed: {exc}", severity="error", timeout=10)
             return
-        self.call_from_thread(self.notify, done or f"{kind.replace('_', ' ')} requested for {run.run_id}")
-        self.call_from_thread(self.wake_follower, True)
+        self.notify(done or f"{kind.replace('_', ' ')} requested for {run.run_id}")
+        self.wake_follower(status=True)
 
     def resume(self, run: RunFolder) -> None:
         self._resume(run)
@@ -341,9 +351,9 @@ class KronosApp(App[None]):
             self.services.resume(run)
         except Exception as exc:
             lines = launch_problems(exc) or [f"{type(exc).__name__}: {exc}"]
-            self.call_from_thread(self.notify, "cannot resume:\n" + "\n".join(lines), severity="error", timeout=10)
+            self.notify("cannot resume:\n" + "\n".join(lines), severity="error", timeout=10)
             return
-        self.call_from_thread(self.notify, f"resumed {run.run_id}")
+        self.notify(f"resumed {run.run_id}")
         self.post_message(RunAttached(run))
 
     def open_launch(self, preset: str | None = None) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import mmap
 import os
+import queue
 import re
 import socket
 import time
 from collections import deque
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -159,6 +161,9 @@ class RunFollower:
         self.overlay_label = ""
         self.overview: RunState | None = None   # shown while the exact read catches up
         self._overview_tried = False
+        # What other threads ask of this follower (an overlay, a status re-read), taken at the
+        # top of poll: only the follow thread ever writes the follower's state.
+        self._asks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         from kronos_train.control.scheduler import JobWatch
 
         self.job = JobWatch(run)                # SLURM asked from this (worker) thread, throttled
@@ -174,6 +179,7 @@ class RunFollower:
     def poll(self, budget_s: float = 0.25) -> bool:
         """Read what is new; returns True when anything changed.  While catching
         up on a long file it stops after ``budget_s`` so progress can be shown."""
+        self._take_asks()
         changed = self._read_status()
         deadline = time.perf_counter() + budget_s
         if not self._overview_tried:
@@ -229,10 +235,26 @@ class RunFollower:
         self.can_resume, self.pending_requests = can_resume, pending
         return changed
 
+    # ---------------------------------------------------------------- asked from other threads
     def force_status(self) -> None:
-        """Re-read status.json, the requests and the SLURM job at the next poll (after a key press)."""
+        """Re-read status.json, the requests and the SLURM job at the next poll (after a key
+        press).  Safe from any thread."""
+        self._asks.put(self._status_due)
+
+    def show_overlay(self, label: str, state: RunState | None) -> None:
+        """Draw another run's curves (``state`` None: none) from the next poll on.  Safe from any thread."""
+        self._asks.put(partial(self._set_overlay, label, state))
+
+    def _take_asks(self) -> None:
+        while not self._asks.empty():
+            self._asks.get_nowait()()
+
+    def _status_due(self) -> None:
         self._status_t = -1e18
         self.job.ask_at_next_poll()
+
+    def _set_overlay(self, label: str, state: RunState | None) -> None:
+        self.overlay, self.overlay_label = state, label
 
     def _read_logs(self) -> bool:
         new = [f"  {line}" for line in log_lines(self.stdout.read(LOG_READ_BYTES))]

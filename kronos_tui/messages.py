@@ -1,4 +1,4 @@
-"""Messages that workers post to the screens (thread-safe via ``post_message``)."""
+"""Messages that workers post to the app and the screens (``post_message`` is thread-safe)."""
 from __future__ import annotations
 
 from typing import Any
@@ -37,6 +37,14 @@ class ChecksUpdated(Message):
         super().__init__()
         self.key, self.phase, self.results = key, phase, results
         self.done, self.total, self.running = done, total, running
+
+
+class ModelChecked(Message):
+    """The model-load check of a run finished; the follower's after-checks show it."""
+
+    def __init__(self, run_id: str, results: list[CheckResult]) -> None:
+        super().__init__()
+        self.run_id, self.results = run_id, results
 
 
 class RunsListed(Message):

@@ -27,7 +27,7 @@ from textual.widgets import ProgressBar, Static
 from kronos_train.checks import CheckResult
 from kronos_train.config import KronosConfig, config_hash, load_preset
 
-from ..messages import ChecksUpdated
+from ..messages import ChecksUpdated, ModelChecked
 from ..snapshot import Snapshot
 from .base import KronosScreen
 
@@ -255,11 +255,4 @@ class ChecklistScreen(KronosScreen):
 
     @work(thread=True, exclusive=True, group="run-model-check", exit_on_error=False)
     def _run_model_check(self, run: Any) -> None:
-        results = self.kapp.services.run_model_check(run)
-        app = self.kapp
-
-        def store() -> None:
-            app.model_checks[run.run_id] = results
-            app.wake_follower()
-
-        app.call_from_thread(store)
+        self.app.post_message(ModelChecked(run.run_id, self.kapp.services.run_model_check(run)))
