@@ -65,9 +65,12 @@ class KronosCommands(Provider):
         for title, callback, help_text in self._keys():
             yield DiscoveryHit(title, callback, help=help_text)
 
+    def _commands(self) -> list[Command]:
+        return [*self._keys(), *self._listed]
+
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for title, callback, help_text in [*self._keys(), *self._listed]:
+        for title, callback, help_text in self._commands():
             score = matcher.match(title)
             if score > 0:
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
