@@ -227,7 +227,8 @@ class ChecklistScreen(KronosScreen):
             wait = [CheckResult("run.reading", "Reading the run", "pending", run.run_id)]
             during, after, label = wait, wait, f" — run {run.run_id}"
         else:
-            during, after, label = snap.checks.during, snap.checks.after, f" — run {snap.header.run_id} ({snap.header.state})"
+            head = snap.header
+            during, after, label = snap.checks.during, snap.checks.after, f" — run {head.run_id} ({head.state})"
         self.query_one("#check-during", Static).update(
             render_results(f"During training (训练中){label}", during, self.expanded))
         self.query_one("#check-after", Static).update(
