@@ -1,11 +1,14 @@
 """Following a run folder: read only what is new, turn it into drawable snapshots.
 
-A :class:`RunFollower` lives in one thread worker of the monitor.  ``poll``
-reads the new bytes of ``events.jsonl`` (in time-boxed chunks while catching up
-on a long file, as Toolong scans), of ``stdout.log``/``stderr.log``, and samples
-NVML when the run is on this node; ``snapshot`` downsamples the curves to the
-plot's width and runs the during/after checks and the advisor.  The UI only
-draws what a snapshot holds, so no array is ever touched by two threads.
+A :class:`RunFollower` lives in one thread worker of the app.  ``poll`` reads
+the new bytes of ``events.jsonl`` (in time-boxed chunks while catching up on a
+long file, as Toolong scans) and of ``stdout.log``/``stderr.log``, all through the
+control plane's one tailer (:class:`~kronos_train.control.events.LineTail`), and
+samples NVML when the run is on this node; ``snapshot`` downsamples the curves
+to the plot's width, runs the during/after checks and the advisor, and returns
+a typed :class:`~kronos_tui.snapshot.Snapshot`.  The UI only draws snapshots and
+asks for changes (an overlay, a status re-read) through a queue the follower
+takes at its next poll, so only the follow thread writes the follower's state.
 """
 from __future__ import annotations
 
