@@ -157,14 +157,14 @@ def attach(logs: Path, user: Path) -> dict[str, float]:
         async with app.run_test(size=(120, 40)) as pilot:
             while time.perf_counter() - start < 120:
                 snap = app.snapshot
-                if curves is None and snap is not None and snap.raw:
+                if curves is None and snap is not None and snap.plot.raw:
                     plot = app.screen.query_one(LossPlot)
                     await pilot.pause()                 # let the plot paint
                     if plot.has_data:
                         curves = time.perf_counter() - start
-                if snap is not None and snap.caught_up and not any("overview" in n for n in snap.notes):
+                if snap is not None and snap.reading.caught_up and not any("overview" in n for n in snap.plot.notes):
                     exact = time.perf_counter() - start
-                    records = snap.records
+                    records = snap.reading.records
                     break
                 await asyncio.sleep(0.01)
         return {"curves_shown_s": curves or float("nan"), "exact_read_s": exact or float("nan"),

@@ -8,6 +8,11 @@ during/after checklist and the advisor alike.
 
 Never imports torch (checked by a test): the heavy checks run in a
 ``kronos-train check`` subprocess and training in a detached supervisor.
+
+Threads: workers hand results back as messages (``kronos_tui.messages``) or say
+them with ``notify`` (thread-safe in Textual); the follower's state is written
+by its own thread only: other threads ask it through ``RunFollower.show_overlay``
+and ``force_status``, which it takes at its next poll.
 """
 from __future__ import annotations
 
@@ -26,8 +31,10 @@ from kronos_train.checks import CheckResult
 from kronos_train.control.runfolder import RunFolder, find_run, list_runs
 
 from .view import View
-from .messages import OverlayLoaded, RunAttached, RunSnapshot
+from .messages import ModelChecked, OverlayLoaded, RunAttached, RunSnapshot
+from .screens.base import KronosScreen
 from .services import Services
+from .snapshot import Snapshot
 
 
 def _commands_provider() -> type:
@@ -111,7 +118,7 @@ class KronosApp(App[None]):
         self.services = services or Services()
         self.ascii_only = ascii_only
         self.attached_run: RunFolder | None = None
-        self.snapshot: Any = None
+        self.snapshot: Snapshot | None = None
         self.view = View()
         self.check_cache: dict[str, dict[str, list[CheckResult]]] = {}
         self.model_checks: dict[str, list[CheckResult]] = {}
@@ -153,7 +160,7 @@ class KronosApp(App[None]):
         if live:
             self.post_message(RunAttached(live[0]))
             if len(live) > 1:
-                self.call_from_thread(self.notify, f"{len(live)} live runs; attached to the newest (4: Runs lists all)")
+                self.notify(f"{len(live)} live runs; attached to the newest (4: Runs lists all)")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:
@@ -177,15 +184,14 @@ class KronosApp(App[None]):
         self.push_screen(HelpScreen(HELP_TEXT))
 
     def action_quit_app(self) -> None:
-        if self.attached_run is not None and self.snapshot is not None and self.snapshot.alive:
+        if self.attached_run is not None and self.snapshot is not None and self.snapshot.header.alive:
             self.notify("the run keeps going; `kronos-tui` attaches again", timeout=1)
         self.exit()
 
     def select_preset(self, name: str) -> None:
         self.selected_preset = name
-        for screen in self._all_screens():
-            if hasattr(screen, "preset_changed"):
-                screen.preset_changed()
+        for screen in self._kronos_screens():
+            screen.preset_changed()
         self.refresh_navs()
 
     def refresh_navs(self) -> None:
@@ -199,6 +205,9 @@ class KronosApp(App[None]):
         for stack in self._screen_stacks.values():
             yield from stack
 
+    def _kronos_screens(self) -> Iterable[KronosScreen]:
+        return (screen for screen in self._all_screens() if isinstance(screen, KronosScreen))
+
     # ---------------------------------------------------------------- runs
     def attach(self, run: RunFolder, show: bool = True) -> None:
         """Follow ``run``; the monitor, checklist and advisor show it."""
@@ -208,9 +217,8 @@ class KronosApp(App[None]):
         self.refresh_navs()
         if show:
             self.action_show("monitor")
-        for screen in self._all_screens():
-            if hasattr(screen, "run_changed"):
-                screen.run_changed()
+        for screen in self._kronos_screens():
+            screen.run_changed()
 
     def set_view(self, **changes: Any) -> None:
         from dataclasses import replace
@@ -219,6 +227,7 @@ class KronosApp(App[None]):
         self._wake.set()
 
     def wake_follower(self, status: bool = False) -> None:
+        """Poll now (``status``: re-read the run's status too).  Safe from any thread."""
         if status and self._follower is not None:
             self._follower.force_status()
         self._wake.set()
@@ -257,17 +266,17 @@ class KronosApp(App[None]):
     @on(RunSnapshot)
     def _on_run_snapshot(self, message: RunSnapshot) -> None:
         snap = message.snapshot
-        if self.attached_run is None or snap.run_id != self.attached_run.run_id:
+        if self.attached_run is None or snap.header.run_id != self.attached_run.run_id:
             return                    # a late snapshot of a run we left
         self.snapshot = snap
         screen = self.screen
-        if hasattr(screen, "show_snapshot"):
+        if isinstance(screen, KronosScreen):     # not a dialog on top
             screen.show_snapshot(snap)
 
     def set_overlay(self, run: RunFolder | None) -> None:
         if run is None:
             if self._follower is not None:
-                self._follower.overlay, self._follower.overlay_label = None, ""
+                self._follower.show_overlay("", None)
             self.wake_follower()
             return
         self._load_overlay(run)
@@ -279,8 +288,7 @@ class KronosApp(App[None]):
         state = load_overlay(run, self.view.smoothing)
         follower = self._follower
         if follower is not None:
-            follower.overlay_label = run.run_id
-            follower.overlay = state
+            follower.show_overlay(run.run_id, state)
         self.post_message(OverlayLoaded(run.run_id))
         self.wake_follower()
 
@@ -288,13 +296,18 @@ class KronosApp(App[None]):
     def _overlay_loaded(self, message: OverlayLoaded) -> None:
         self.notify(f"overlay: {message.label}")
 
+    @on(ModelChecked)
+    def _model_checked(self, message: ModelChecked) -> None:
+        self.model_checks[message.run_id] = message.results
+        self.wake_follower()
+
     def request(self, kind: str) -> None:
         """Early stop / stop / abort the attached run through its folder."""
         run = self.attached_run
         if run is None:
             self.notify("no run attached", severity="warning")
             return
-        stage = self.snapshot.stage if self.snapshot is not None else None
+        stage = self.snapshot.plot.stage if self.snapshot is not None else None
         from kronos_train.control.slurm_job import is_slurm_run
 
         if is_slurm_run(run):           # scancel may be needed: SLURM is asked off the UI thread
@@ -322,10 +335,10 @@ class KronosApp(App[None]):
             if done is None:
                 run.request(kind, source="tui", stage=stage)
         except Exception as exc:        # SchedulerError, LaunchError, OSError: said, never a traceback
-            self.call_from_thread(self.notify, f"{kind.replace('_', ' ')} failed: {exc}", severity="error", timeout=10)
+            self.notify(f"{kind.replace('_', ' ')} failed: {exc}", severity="error", timeout=10)
             return
-        self.call_from_thread(self.notify, done or f"{kind.replace('_', ' ')} requested for {run.run_id}")
-        self.call_from_thread(self.wake_follower, True)
+        self.notify(done or f"{kind.replace('_', ' ')} requested for {run.run_id}")
+        self.wake_follower(status=True)
 
     def resume(self, run: RunFolder) -> None:
         self._resume(run)
@@ -338,9 +351,9 @@ class KronosApp(App[None]):
             self.services.resume(run)
         except Exception as exc:
             lines = launch_problems(exc) or [f"{type(exc).__name__}: {exc}"]
-            self.call_from_thread(self.notify, "cannot resume:\n" + "\n".join(lines), severity="error", timeout=10)
+            self.notify("cannot resume:\n" + "\n".join(lines), severity="error", timeout=10)
             return
-        self.call_from_thread(self.notify, f"resumed {run.run_id}")
+        self.notify(f"resumed {run.run_id}")
         self.post_message(RunAttached(run))
 
     def open_launch(self, preset: str | None = None) -> None:

@@ -1,36 +1,43 @@
 """Following a run folder: read only what is new, turn it into drawable snapshots.
 
-A :class:`RunFollower` lives in one thread worker of the monitor.  ``poll``
-reads the new bytes of ``events.jsonl`` (in time-boxed chunks while catching up
-on a long file, as Toolong scans), of ``stdout.log``/``stderr.log``, and samples
-NVML when the run is on this node; ``snapshot`` downsamples the curves to the
-plot's width and runs the during/after checks and the advisor.  The UI only
-draws what a snapshot holds, so no array is ever touched by two threads.
+A :class:`RunFollower` lives in one thread worker of the app.  ``poll`` reads
+the new bytes of ``events.jsonl`` (in time-boxed chunks while catching up on a
+long file, as Toolong scans) and of ``stdout.log``/``stderr.log``, all through the
+control plane's one tailer (:class:`~kronos_train.control.events.LineTail`), and
+samples NVML when the run is on this node; ``snapshot`` downsamples the curves
+to the plot's width, runs the during/after checks and the advisor, and returns
+a typed :class:`~kronos_tui.snapshot.Snapshot`.  The UI only draws snapshots and
+asks for changes (an overlay, a status re-read) through a queue the follower
+takes at its next poll, so only the follow thread writes the follower's state.
 """
 from __future__ import annotations
 
 import mmap
 import os
+import queue
 import re
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 from kronos_train.checks import CheckResult
 from kronos_train.checks.run import after_checks, during_checks
-from kronos_train.control.events import decode
+from kronos_train.control.events import EventTail, LineTail, decode
 from kronos_train.control.runfolder import RunFolder
 
 from .runstate import RunState
 from .series import as_numpy, last_downsample, minmax_downsample, plottable
+from .snapshot import (GpuView, Hardware, LogLines, PlotData, ReadProgress, RunChecks, RunHeader, Series, Snapshot,
+                       StageView, WorkerView)
 from .view import DEFAULT_SMOOTHING, View
 
 CHUNK_BYTES = 4 << 20          # one read while catching up (about 30k step lines)
 LOG_TAIL_LINES = 200
 LOG_FIRST_READ = 32 << 10      # on attach, show only the last 32 KB of the text logs
+LOG_READ_BYTES = 1 << 20       # new log text read per poll at most
 MAX_LINE_CHARS = 400
 GPU_SAMPLE_S = 2.0
 STATUS_EVERY_S = 2.0
@@ -44,171 +51,19 @@ STORY_EVENT = re.compile(rb'"event":\s*"(?!step"|gpu")')
 STEP_EVENT = re.compile(rb'"event":\s*"step"')
 
 
-@dataclass
-class Series:
-    x: list[float] = field(default_factory=list)
-    y: list[float] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.x)
+def log_tail(path: Path) -> LineTail:
+    """A text log's tailer: it starts near the end (a long log shows its last lines at
+    once) and bounds a line that never ends (a progress bar without newlines)."""
+    return LineTail(path, start_near_end=LOG_FIRST_READ, max_pending=MAX_LINE_CHARS * 4)
 
 
-@dataclass
-class StageView:
-    name: str
-    status: str
-    fraction: float
-    step: int
-    total_steps: int | None
-    epoch: float
-    epochs: int | None
-    eta_s: float | None
-    samples_per_s: float | None
-    best_val: float | None
-    best_step: int | None
-    best_epoch: Any
-    attempt: int
-
-
-@dataclass
-class GpuView:
-    host: str
-    index: int
-    name: str
-    util: list[float | None]
-    mem_used: list[float | None]
-    power: list[float | None]
-    mem_total_mb: float | None
-    temp_c: float | None
-    lost: bool
-
-
-@dataclass
-class WorkerView:
-    host: str
-    pid: int
-    rank: int | None
-    cpu: list[float | None]          # % of one core, oldest first
-    rss_mb: list[float | None]
-    threads: int | None
-
-
-@dataclass
-class Snapshot:
-    run_id: str
-    preset: str
-    state: str
-    alive: bool
-    attempt: int
-    host: str
-    stage: str | None
-    stages: list[StageView]
-    raw: Series
-    smooth: Series
-    val: Series
-    best: tuple[float, int, Any] | None          # (val_loss, step, epoch)
-    last_loss: float | None
-    last_step: int | None
-    lr: Series
-    last_lr: float | None
-    resume_marks: list[int]
-    overlay: Series | None
-    overlay_label: str
-    notes: list[str]
-    gpus: list[GpuView]
-    gpu_state: str                                # "local" | "events" | "none" | "waiting"
-    gpu_reason: str
-    log_lines: list[str]
-    log_version: int
-    progress: float
-    caught_up: bool
-    records: int
-    bad_lines: int
-    errors: list[dict[str, Any]]
-    during: list[CheckResult]
-    after: list[CheckResult]
-    suggestions: list[Any]
-    view: View
-    version: int
-    can_resume: bool = False
-    budget_left_s: float | None = None    # training.time_budget_minutes left to this attempt
-    pending_requests: list[str] = field(default_factory=list)   # in words, e.g. "stop requested"
-    scheduler: str = ""                   # the run's SLURM job in words ("" when not a SLURM run)
-    queued: bool = False                  # its job waits in the queue: stop/abort cancel it
-    log_total: int = 0                     # lines ever added to the log pane: the monitor appends only new ones
-    workers: list[WorkerView] = field(default_factory=list)     # the supervisor's CPU readings (workers events)
-    step_minutes: Series = field(default_factory=Series)    # step -> minutes since the stage's first point (x: time)
-
-
-class RawTail:
-    """New complete lines of ``events.jsonl`` as bytes (the EventTail contract:
-    only new bytes are read, a torn last line waits, a truncated or replaced
-    file is read again from the start), for :meth:`RunState.add_block`."""
-
-    def __init__(self, path: Path):
-        self.path, self.offset, self.bad_lines = path, 0, 0
-        self._pending = b""
-        self._inode: int | None = None
-        self.restarted = False
-
-    def read_block(self, max_bytes: int) -> bytes:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return b""
-        if (self._inode is not None and st.st_ino != self._inode) or st.st_size < self.offset:
-            self.offset, self._pending, self.restarted = 0, b"", True
-        self._inode = st.st_ino
-        if st.st_size == self.offset:
-            return b""
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            chunk = fh.read(max_bytes)
-        self.offset += len(chunk)
-        data = self._pending + chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._pending = data
-            return b""
-        self._pending = data[cut + 1:]
-        return data[:cut]
-
-
-class TextTail:
-    """New complete lines of a growing text file (a torn last line waits)."""
-
-    def __init__(self, path: Path, first_read: int = LOG_FIRST_READ):
-        self.path, self.offset, self.pending, self.first_read = path, None, b"", first_read
-        self._inode: int | None = None
-
-    def read_new(self, max_bytes: int = 1 << 20) -> list[str]:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return []
-        skip_partial = False
-        if self.offset is None or st.st_size < self.offset or (self._inode not in (None, st.st_ino)):
-            self.offset = max(0, st.st_size - self.first_read)
-            self.pending = b""
-            skip_partial = self.offset > 0          # we start inside a line: drop its tail end
-        self._inode = st.st_ino
-        if st.st_size == self.offset:
-            return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            chunk = fh.read(max_bytes)
-        self.offset += len(chunk)
-        if skip_partial:
-            chunk = chunk[chunk.find(b"\n") + 1:] if b"\n" in chunk else b""
-        data = self.pending + chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self.pending = data[-MAX_LINE_CHARS * 4:]
-            return []
-        self.pending = data[cut + 1:]
-        # Progress bars rewrite their line with \r: keep what the terminal would show last.
-        return [line.rstrip("\r").rsplit("\r", 1)[-1][:MAX_LINE_CHARS]
-                for line in data[:cut].decode("utf-8", "replace").split("\n")]
+def log_lines(block: bytes) -> list[str]:
+    """A block of complete log lines as the pane shows them, each cut to ``MAX_LINE_CHARS``."""
+    if not block:
+        return []
+    # Progress bars rewrite their line with \r: keep what the terminal would show last.
+    return [line.rstrip("\r").rsplit("\r", 1)[-1][:MAX_LINE_CHARS]
+            for line in block[:-1].decode("utf-8", "replace").split("\n")]
 
 
 def _host_of(run: RunFolder) -> str:
@@ -283,12 +138,11 @@ class RunFollower:
         self.clock = clock
         self.local_host = local_host or socket.gethostname()
         self.state = RunState(local_host=self.local_host)
-        self.tail = RawTail(run.events_path)
+        self.tail = EventTail(run.events_path)
         self.gpu_backlog: deque[bytes] = deque(maxlen=GPU_BACKLOG_LINES)
-        self.stdout = TextTail(run.stdout_path)
-        self.stderr = TextTail(run.stderr_path)
+        self.stdout = log_tail(run.stdout_path)
+        self.stderr = log_tail(run.stderr_path)
         self.log_lines: deque[str] = deque(maxlen=LOG_TAIL_LINES)
-        self.log_version = 0
         self.log_total = 0
         self.version = 0
         self.size = 0
@@ -310,6 +164,9 @@ class RunFollower:
         self.overlay_label = ""
         self.overview: RunState | None = None   # shown while the exact read catches up
         self._overview_tried = False
+        # What other threads ask of this follower (an overlay, a status re-read), taken at the
+        # top of poll: only the follow thread ever writes the follower's state.
+        self._asks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         from kronos_train.control.scheduler import JobWatch
 
         self.job = JobWatch(run)                # SLURM asked from this (worker) thread, throttled
@@ -325,6 +182,7 @@ class RunFollower:
     def poll(self, budget_s: float = 0.25) -> bool:
         """Read what is new; returns True when anything changed.  While catching
         up on a long file it stops after ``budget_s`` so progress can be shown."""
+        self._take_asks()
         changed = self._read_status()
         deadline = time.perf_counter() + budget_s
         if not self._overview_tried:
@@ -340,7 +198,7 @@ class RunFollower:
             except OSError:
                 self.size = 0
             before = self.tail.offset
-            block = self.tail.read_block(CHUNK_BYTES)
+            block = self.tail.read(CHUNK_BYTES)
             if self.tail.restarted:                # the file was replaced: start the story again
                 self.tail.restarted = False
                 self.state = self._fresh_state()
@@ -380,20 +238,36 @@ class RunFollower:
         self.can_resume, self.pending_requests = can_resume, pending
         return changed
 
+    # ---------------------------------------------------------------- asked from other threads
     def force_status(self) -> None:
-        """Re-read status.json, the requests and the SLURM job at the next poll (after a key press)."""
+        """Re-read status.json, the requests and the SLURM job at the next poll (after a key
+        press).  Safe from any thread."""
+        self._asks.put(self._status_due)
+
+    def show_overlay(self, label: str, state: RunState | None) -> None:
+        """Draw another run's curves (``state`` None: none) from the next poll on.  Safe from any thread."""
+        self._asks.put(partial(self._set_overlay, label, state))
+
+    def _take_asks(self) -> None:
+        while not self._asks.empty():
+            self._asks.get_nowait()()
+
+    def _status_due(self) -> None:
         self._status_t = -1e18
         self.job.ask_at_next_poll()
 
+    def _set_overlay(self, label: str, state: RunState | None) -> None:
+        self.overlay, self.overlay_label = state, label
+
     def _read_logs(self) -> bool:
-        new = [f"  {line}" for line in self.stdout.read_new()] + [f"E {line}" for line in self.stderr.read_new()]
+        new = [f"  {line}" for line in log_lines(self.stdout.read(LOG_READ_BYTES))]
+        new += [f"E {line}" for line in log_lines(self.stderr.read(LOG_READ_BYTES))]
         # Errors and supervisor log events belong in the same pane, marked.
         new += self.state.drain_feed()
         if not new:
             return False
         self.log_lines.extend(new)
         self.log_total += len(new)
-        self.log_version += 1
         return True
 
     def should_sample_gpus(self) -> bool:
@@ -441,56 +315,68 @@ class RunFollower:
         st = self.overview if self.overview is not None else self.state
         if abs(view.smoothing - st.smoothing) > 1e-12:
             st.set_smoothing(view.smoothing)
-        stage = view.stage if view.stage in st.stages else (st.active_stage().name if st.active_stage() else None)
-        notes: list[str] = []
-        raw = smooth = val = lr = Series()
-        best = None
-        last_loss = last_step = last_lr = None
-        resume_marks: list[int] = []
-        overlay = None
-        step_minutes = Series()
+        cfg, now = self.run_config(), self.clock()
+        return Snapshot(
+            header=self._header(st, cfg, now),
+            stages=[self._stage_view(st.stages[n], self.folder_state) for n in st.stage_order],
+            plot=self._plot(st, view), hardware=self._hardware(st),
+            log=LogLines(list(self.log_lines), self.log_total), checks=self._checks(st, cfg, now),
+            reading=ReadProgress(progress=(self.tail.offset / self.size) if self.size else 1.0,
+                                 caught_up=self.caught_up, records=st.records, bad_lines=self.tail.bad_lines),
+            version=self.version)
+
+    def _host(self, st: RunState) -> str:
+        return st.host or str(self.status.get("host") or "")
+
+    def _header(self, st: RunState, cfg: Any, now: float) -> RunHeader:
+        return RunHeader(
+            run_id=self.run.run_id, preset=st.preset or self.run.preset_name(), state=self.folder_state,
+            alive=self.alive, attempt=st.attempt, host=self._host(st), errors=st.errors[-3:],
+            can_resume=self.can_resume, budget_left_s=self._budget_left(st, cfg, now),
+            pending_requests=list(self.pending_requests), scheduler=self.job.line, queued=self.job.waiting)
+
+    def _plot(self, st: RunState, view: View) -> PlotData:
+        active = st.active_stage()
+        stage = view.stage if view.stage in st.stages else (active.name if active else None)
+        plot = PlotData(view=view, stage=stage, overlay_label=self.overlay_label)
         if stage and stage in st.curves:
-            c = st.curves[stage]
-            raw, smooth, lr, x_lo, hidden = self._plot_series(c, view)
-            if hidden:
-                notes.append(f"log scale hides {hidden} point(s) ≤ 0" if view.log_y else f"{hidden} non-finite point(s) hidden")
-            if st is self.overview:
-                notes.append(f"overview of sampled points; reading all {self.tail.offset / max(1, self.size):.0%}")
-            val = self._val_series(c, view, x_lo)
-            resume_marks = [m for m in c.resume_marks if m >= x_lo]
-            if c.loss:
-                last_loss, last_step = c.loss[-1], int(c.step[-1])
-            last_lr = st.stages[stage].last_lr
-            if view.x_axis == "time":
-                step_minutes = self._step_minutes(c, view)
-            if self.overlay is not None and stage in self.overlay.curves:
-                o = self.overlay.curves[stage]
-                overlay = self._plot_series(o, view, x_min=x_lo)[1]
-        if stage and st.stages[stage].best_val is not None:
+            self._add_curves(plot, st, stage, view)
+        if stage:
             s = st.stages[stage]
-            best = (s.best_val, s.best_step, s.best_epoch)
-        cfg = self.run_config()
-        alive = self.alive
-        now = self.clock()
+            if s.best_val is not None:
+                plot.best = (s.best_val, s.best_step, s.best_epoch)
+            if s.total_steps and s.epochs:
+                plot.steps_per_epoch = s.total_steps / s.epochs
+        return plot
+
+    def _add_curves(self, plot: PlotData, st: RunState, stage: str, view: View) -> None:
+        c = st.curves[stage]
+        plot.raw, plot.smooth, plot.lr, x_lo, hidden = self._plot_series(c, view)
+        if hidden:
+            plot.notes.append(f"log scale hides {hidden} point(s) ≤ 0" if view.log_y
+                              else f"{hidden} non-finite point(s) hidden")
+        if st is self.overview:
+            plot.notes.append(f"overview of sampled points; reading all {self.tail.offset / max(1, self.size):.0%}")
+        plot.val = self._val_series(c, view, x_lo)
+        plot.resume_marks = [m for m in c.resume_marks if m >= x_lo]
+        if c.loss:
+            plot.last_loss, plot.last_step = c.loss[-1], int(c.step[-1])
+        plot.last_lr = st.stages[stage].last_lr
+        if view.x_axis == "time":
+            plot.step_minutes = self._step_minutes(c, view)
+        if self.overlay is not None and stage in self.overlay.curves:
+            plot.overlay = self._plot_series(self.overlay.curves[stage], view, x_min=x_lo)[1]
+
+    def _hardware(self, st: RunState) -> Hardware:
+        return Hardware(host=self._host(st), alive=self.alive, gpus=self._gpu_views(), gpu_state=self._gpu_state(),
+                        gpu_reason=self.state.local_gpu_reason, workers=self._worker_views())
+
+    def _checks(self, st: RunState, cfg: Any, now: float) -> RunChecks:
         from kronos_train.advisor import diagnose
 
-        return Snapshot(
-            run_id=self.run.run_id, preset=st.preset or self.run.preset_name(), state=self.folder_state, alive=alive,
-            attempt=st.attempt, host=st.host or str(self.status.get("host") or ""), stage=stage,
-            stages=[self._stage_view(st.stages[n], self.folder_state) for n in st.stage_order],
-            raw=raw, smooth=smooth, val=val, best=best, last_loss=last_loss, last_step=last_step, lr=lr,
-            last_lr=last_lr, resume_marks=resume_marks, overlay=overlay, overlay_label=self.overlay_label,
-            notes=notes, gpus=self._gpu_views(), gpu_state=self._gpu_state(), gpu_reason=self.state.local_gpu_reason,
-            log_lines=list(self.log_lines), log_version=self.log_version,
-            progress=(self.tail.offset / self.size) if self.size else 1.0, caught_up=self.caught_up,
-            records=st.records, bad_lines=self.tail.bad_lines, errors=st.errors[-3:],
-            during=during_checks(st, now=now, alive=alive if self.folder_state not in ("completed",) else None,
-                                 patience=cfg.training.early_stopping.patience),
-            after=after_checks(st, self.run, self.model_check),
-            suggestions=diagnose(st, cfg), view=view, version=self.version, can_resume=self.can_resume,
-            budget_left_s=self._budget_left(st, cfg, now), pending_requests=list(self.pending_requests),
-            scheduler=self.job.line, queued=self.job.waiting,
-            log_total=self.log_total, workers=self._worker_views(), step_minutes=step_minutes)
+        alive = self.alive if self.folder_state not in ("completed",) else None
+        return RunChecks(during=during_checks(st, now=now, alive=alive, patience=cfg.training.early_stopping.patience),
+                         after=after_checks(st, self.run, self.model_check), suggestions=diagnose(st, cfg))
 
     def _budget_left(self, st: Any, cfg: Any, now: float) -> float | None:
         """Seconds of the attempt's time budget left while it runs (the supervisor's
@@ -576,9 +462,9 @@ class RunFollower:
 def load_overlay(run: RunFolder, smoothing: float = DEFAULT_SMOOTHING) -> RunState:
     """Another run's curves, read once (for comparing against the attached run)."""
     state = RunState(smoothing=smoothing)
-    tail = RawTail(run.events_path)
+    tail = EventTail(run.events_path)
     for _ in range(100_000):
-        block = tail.read_block(CHUNK_BYTES)
+        block = tail.read(CHUNK_BYTES)
         if block:
             state.add_block(block)
         size = run.events_path.stat().st_size if run.events_path.exists() else 0

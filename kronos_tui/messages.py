@@ -1,4 +1,4 @@
-"""Messages that workers post to the screens (thread-safe via ``post_message``)."""
+"""Messages that workers post to the app and the screens (``post_message`` is thread-safe)."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,12 +8,14 @@ from textual.message import Message
 from kronos_train.checks import CheckResult
 from kronos_train.control.runfolder import RunFolder
 
+from .snapshot import Snapshot
+
 
 class RunSnapshot(Message):
     """A drawable state of the attached run.  A newer one replaces an older one
     still queued, so a slow screen never works through a backlog."""
 
-    def __init__(self, snapshot: Any) -> None:
+    def __init__(self, snapshot: Snapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
 
@@ -35,6 +37,14 @@ class ChecksUpdated(Message):
         super().__init__()
         self.key, self.phase, self.results = key, phase, results
         self.done, self.total, self.running = done, total, running
+
+
+class ModelChecked(Message):
+    """The model-load check of a run finished; the follower's after-checks show it."""
+
+    def __init__(self, run_id: str, results: list[CheckResult]) -> None:
+        super().__init__()
+        self.run_id, self.results = run_id, results
 
 
 class RunsListed(Message):

@@ -18,10 +18,10 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from kronos_train.control.events import decode
-from kronos_train.control.summary import RECENT_POINTS, RunSummary, StageSummary, finite_number
+from kronos_train.control.summary import RECENT_POINTS, RunSummary, finite_number
 
 from .series import EmaState, ema_debiased
 from .view import DEFAULT_SMOOTHING
@@ -131,6 +131,9 @@ class RunState(RunSummary):
         self.gpu_hosts_seen: set[str] = set()
         self.workers: dict[tuple[str, int], WorkerRow] = {}   # the latest reading's processes only
         self.feed: list[str] = []        # error and log lines for the log pane, drained by the follower
+        self._drawers: dict[str, Callable[[dict[str, Any]], None]] = {
+            "step": self._draw_step, "val": self._draw_val, "error": self._feed_error, "log": self._feed_log,
+            "gpu": self._draw_gpu, "workers": self._draw_workers}
 
     def drain_feed(self) -> list[str]:
         lines, self.feed = self.feed, []
@@ -147,9 +150,14 @@ class RunState(RunSummary):
         for c in self.curves.values():
             c.resmooth(weight)
 
-    # ---------------------------------------------------------------- folding hooks
-    def _on_step(self, rec: dict[str, Any]) -> None:
-        super()._on_step(rec)
+    # ---------------------------------------------------------------- what the fold does not keep
+    def folded(self, rec: dict[str, Any]) -> None:
+        """After RunSummary has folded ``rec``: keep what only the monitor draws."""
+        draw = self._drawers.get(rec["event"])
+        if draw is not None:
+            draw(rec)
+
+    def _draw_step(self, rec: dict[str, Any]) -> None:
         name = rec.get("stage") or self.current_stage
         if not name:
             return
@@ -164,8 +172,7 @@ class RunState(RunSummary):
         t = finite_number(rec.get("t"))
         c.t.append(math.nan if t is None else t)
 
-    def _on_val(self, rec: dict[str, Any]) -> None:
-        super()._on_val(rec)
+    def _draw_val(self, rec: dict[str, Any]) -> None:
         name = rec.get("stage") or self.current_stage
         value = finite_number(rec.get("val_loss"))
         if name and value is not None:
@@ -173,35 +180,32 @@ class RunState(RunSummary):
             c.val_step.append(float(rec["step"]))
             c.val_loss.append(value)
 
-    def _truncate(self, st: StageSummary, resumed_from: int) -> None:
-        super()._truncate(st, resumed_from)
-        c = self.curve(st.name)
-        if c.step and c.step[-1] > resumed_from:
-            c.cut_after(resumed_from)
+    def resumed(self, stage: str, step: int) -> None:
+        """The earlier attempt's points past the resume step go; the step is marked on the plot."""
+        c = self.curve(stage)
+        if c.step and c.step[-1] > step:
+            c.cut_after(step)
             c.resmooth(self.smoothing)
-        c.resume_marks.append(resumed_from)
+        c.resume_marks.append(step)
 
-    def _on_error(self, rec: dict[str, Any]) -> None:
-        super()._on_error(rec)
+    def _feed_error(self, rec: dict[str, Any]) -> None:
         where = f" [{rec['stage']}]" if rec.get("stage") else ""
         self.feed.append(f"✗ error {rec.get('kind')}{where}: {rec.get('message')}")
         for remedy in rec.get("remedy") or []:
             self.feed.append(f"    → {remedy}")
 
-    def _on_log(self, rec: dict[str, Any]) -> None:
-        super()._on_log(rec)
+    def _feed_log(self, rec: dict[str, Any]) -> None:
         self.feed.append(f"» {rec.get('level', 'info')}: {rec.get('message')}")
         del self.feed[:-LOG_FEED_MAX]
 
-    def _on_gpu(self, rec: dict[str, Any]) -> None:
-        super()._on_gpu(rec)
+    def _draw_gpu(self, rec: dict[str, Any]) -> None:
         host = str(rec.get("host") or "?")
         self.gpu_hosts_seen.add(host)
         if host == self.local_host and self.local_gpu_available:
             return            # this node is sampled by the TUI itself, more often
         self._update_gpu_rows(host, finite_number(rec.get("t")) or 0.0, rec.get("gpus") or [], lost=[])
 
-    def _on_workers(self, rec: dict[str, Any]) -> None:
+    def _draw_workers(self, rec: dict[str, Any]) -> None:
         host = str(rec.get("host") or "?")
         readings = [w for w in rec.get("workers") or [] if isinstance(w, dict) and isinstance(w.get("pid"), int)]
         # Workers of an ended stage are gone: keep the rows of this reading only (per host).
@@ -287,7 +291,7 @@ class RunState(RunSummary):
         return cols  # type: ignore[return-value]
 
     def _fold_columns(self, stage: str, steps: array, losses: array, lrs: array, times: array) -> None:
-        """What n calls of ``_on_step`` would leave behind, for the fields curves and checks use."""
+        """What folding n step records one by one would leave behind, for the fields curves and checks use."""
         st = self.stage(stage)
         c = self.curve(stage)
         self.records += len(steps)
@@ -320,8 +324,7 @@ class RunState(RunSummary):
         seen = {r["index"] for r in readings}
         lost = [idx for (h, idx) in self.gpus if h == host and idx not in seen]
         self._update_gpu_rows(host, t, readings, lost)
-        # Feed the checks as a trainer gpu record would.
-        RunSummary._on_gpu(self, {"host": host, "t": t, "gpus": readings})
+        self.add_gpu_reading(host, t, readings)      # judged by the checks as a trainer gpu record would be
 
     def _update_gpu_rows(self, host: str, t: float, gpus: list[Any], lost: list[int]) -> None:
         for g in gpus:

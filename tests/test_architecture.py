@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 TUI_MAY_IMPORT = ("kronos_train.control", "kronos_train.config", "kronos_train.checks", "kronos_train.advisor")
 # Textual and torch call these by name or through a decorator; vulture cannot see that.
 FRAMEWORK_NAMES = ("on_*", "_on_*", "action_*", "watch_*", "compose", "check_action", "can_replace", "discover",
-                   "BINDINGS", "DEFAULT_CSS", "CSS_PATH", "TITLE", "MODES", "DEFAULT_MODE", "border_subtitle",
-                   "disabled", "forward")
+                   "startup", "BINDINGS", "DEFAULT_CSS", "CSS_PATH", "TITLE", "MODES", "DEFAULT_MODE",
+                   "border_subtitle", "disabled", "forward")
 FRAMEWORK_DECORATORS = ("@on", "@work", "@property", "@dataclass")
 
 

@@ -74,6 +74,23 @@ def test_tail_starts_over_when_the_file_is_replaced(tmp_path):
     assert [r["message"] for r in tail.read_new()] == ["new"]
 
 
+def test_line_tail_starts_near_the_end_and_says_when_the_file_was_replaced(tmp_path):
+    path = tmp_path / "stdout.log"
+    path.write_bytes(b"first line\n" * 10 + b"last\n")
+    tail = E.LineTail(path, start_near_end=8, max_pending=10)
+    assert tail.read() == b"last\n"                   # the partial line it landed in is dropped
+    assert not tail.restarted
+    path.unlink()
+    path.write_bytes(b"new\n")                        # replaced: read again from (near) its start
+    assert tail.read() == b"new\n" and tail.restarted
+    with open(path, "ab") as fh:
+        fh.write(b"x" * 100)                          # a line that has not ended yet
+    assert tail.read() == b""
+    with open(path, "ab") as fh:
+        fh.write(b"\n")
+    assert tail.read() == b"x" * 10 + b"\n"           # what max_pending kept of it
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(min_value=1, max_value=200), min_size=1, max_size=20))
 def test_tail_sees_every_record_whatever_the_chunking(tmp_path_factory, cuts):

@@ -84,7 +84,12 @@ def _fmt_loss(value: Any) -> str:
 
 
 def _fmt_time(t: Any) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if isinstance(t, (int, float)) else "-"
+    if not isinstance(t, (int, float)):
+        return "-"
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+    except (OverflowError, OSError, ValueError):      # a status.json time past what the platform can show
+        return "-"
 
 
 def _progress(info: dict[str, Any]) -> str:

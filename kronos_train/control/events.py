@@ -15,7 +15,6 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -233,43 +232,77 @@ class NullWriter:
 
 # --------------------------------------------------------------------------- reading
 
-@dataclass
-class EventTail:
-    """Incremental reader: each ``read_new`` returns only records appended since
-    the last call.  A torn last line waits for the next read; a truncated or
-    replaced file is read again from the start; unparseable lines are counted,
-    not fatal."""
+class LineTail:
+    """The one tailer of a run folder's growing files: each ``read`` returns the
+    complete lines appended since the last one, as bytes.
 
-    path: Path
-    offset: int = 0
-    bad_lines: int = 0
-    _pending: bytes = b""
-    _inode: int | None = field(default=None, repr=False)
+    Only new bytes are read.  A torn last line (a writer mid-line, or a kill)
+    waits for its end.  A file truncated or replaced (another inode) is read
+    again from its start, and ``restarted`` says so until the reader clears it:
+    what was read before belongs to another story.  With ``start_near_end`` the
+    first read (and a restart) begins that many bytes before the end and drops
+    the partial line it lands in, so a long log shows its end at once;
+    ``max_pending`` bounds what a line that never ends may hold.
+    """
 
-    def __post_init__(self) -> None:
-        self.path = Path(self.path)
+    def __init__(self, path: str | os.PathLike, *, start_near_end: int = 0, max_pending: int | None = None):
+        self.path = Path(path)
+        self.offset = 0
+        self.restarted = False
+        self._start_near_end = start_near_end
+        self._max_pending = max_pending
+        self._pending = b""
+        self._inode: int | None = None
 
-    def read_new(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+    def read(self, max_bytes: int = -1) -> bytes:
+        """The complete lines appended since the last read, each ending in a newline
+        (b"" when none is complete yet).  At most ``max_bytes`` new bytes are read."""
         try:
             st = os.stat(self.path)
-        except FileNotFoundError:
-            return []
-        if (self._inode is not None and st.st_ino != self._inode) or st.st_size < self.offset:
-            self.offset, self._pending = 0, b""          # rotated or truncated
+        except OSError:
+            return b""
+        first = self._inode is None
+        replaced = (not first and st.st_ino != self._inode) or st.st_size < self.offset
+        skip_partial = False
+        if replaced or (first and self._start_near_end):
+            self.restarted = self.restarted or replaced
+            self.offset, self._pending = self._start_offset(st.st_size), b""
+            skip_partial = self.offset > 0            # we start inside a line: drop its tail end
         self._inode = st.st_ino
         if st.st_size == self.offset:
-            return []
+            return b""
         with open(self.path, "rb") as fh:
             fh.seek(self.offset)
-            chunk = fh.read(max_bytes if max_bytes else -1)
+            chunk = fh.read(max_bytes)
         self.offset += len(chunk)
-        data = self._pending + chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._pending = data
-            return []
-        self._pending = data[cut + 1:]
-        return self._parse(data[:cut])
+        if skip_partial:
+            chunk = chunk[chunk.find(b"\n") + 1:] if b"\n" in chunk else b""
+        return self._complete_lines(self._pending + chunk)
+
+    def _start_offset(self, size: int) -> int:
+        return max(0, size - self._start_near_end) if self._start_near_end else 0
+
+    def _complete_lines(self, data: bytes) -> bytes:
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            self._pending = data if self._max_pending is None else data[-self._max_pending:]
+            return b""
+        self._pending = data[cut:]
+        return data[:cut]
+
+
+class EventTail(LineTail):
+    """The tailer of ``events.jsonl``: ``read_new`` returns only the records
+    appended since the last call; a bulk reader (the TUI's fold) takes the raw
+    lines with ``read`` instead.  Unparseable lines are counted in ``bad_lines``,
+    not fatal."""
+
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(path)
+        self.bad_lines = 0
+
+    def read_new(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+        return self._parse(self.read(max_bytes or -1))
 
     def _parse(self, block: bytes) -> list[dict[str, Any]]:
         out = []

@@ -156,9 +156,31 @@ class RunSummary:
             return
         try:
             handler(rec)
+            self.folded(rec)
         except (TypeError, ValueError, KeyError, AttributeError):
             # A record of the right event with the wrong shape: count it, go on.
             self.unknown_events += 1
+
+    def folded(self, rec: dict[str, Any]) -> None:
+        """Called after each record is folded in; a reader that keeps more (the TUI's full
+        curves, GPU histories, log pane) extends this instead of the private handlers."""
+
+    def resumed(self, stage: str, step: int) -> None:
+        """``stage`` resumed from ``step``: the fold has dropped the earlier attempts' points past
+        it; a reader that keeps more drops its own here."""
+
+    def add_gpu_reading(self, host: str, t: float, gpus: list[Any]) -> None:
+        """GPU readings for the checks: a ``gpu`` record's, or ones sampled outside the events
+        (the TUI's own NVML), which count as no record."""
+        gpus = [g for g in gpus if isinstance(g, dict)]
+        self.gpu_latest[host] = (t, gpus)
+        for g in gpus:
+            util = finite_number(g.get("util"))
+            if util is not None:
+                self.gpu_util.append((t, host, g.get("index"), util))
+            used, total = finite_number(g.get("mem_used_mb")), finite_number(g.get("mem_total_mb"))
+            if used is not None and total:
+                self.gpu_mem_share.append((t, host, g.get("index"), used / total))
 
     def add_all(self, records: Iterable[dict[str, Any]]) -> "RunSummary":
         for rec in records:
@@ -197,6 +219,7 @@ class RunSummary:
         if resumed_from is not None:
             # docs/events.md: drop the earlier attempts' points past the resume step.
             self._truncate(st, int(resumed_from))
+            self.resumed(st.name, int(resumed_from))
         st.attempt = attempt
         st.status = "running"
         st.resumed_from = None if resumed_from is None else int(resumed_from)
@@ -268,17 +291,7 @@ class RunSummary:
             st.best_val, st.best_step, st.best_epoch = val["val_loss"], val["step"], val["epoch"]
 
     def _on_gpu(self, rec: dict[str, Any]) -> None:
-        host = str(rec.get("host") or "?")
-        t = finite_number(rec.get("t")) or 0.0
-        gpus = [g for g in rec.get("gpus") or [] if isinstance(g, dict)]
-        self.gpu_latest[host] = (t, gpus)
-        for g in gpus:
-            util = finite_number(g.get("util"))
-            if util is not None:
-                self.gpu_util.append((t, host, g.get("index"), util))
-            used, total = finite_number(g.get("mem_used_mb")), finite_number(g.get("mem_total_mb"))
-            if used is not None and total:
-                self.gpu_mem_share.append((t, host, g.get("index"), used / total))
+        self.add_gpu_reading(str(rec.get("host") or "?"), finite_number(rec.get("t")) or 0.0, rec.get("gpus") or [])
 
     def _on_workers(self, rec: dict[str, Any]) -> None:
         """CPU readings of the workers: drawn by the TUI, judged by no check yet."""

@@ -7,8 +7,6 @@ preset folder, and selects it: the next experiment changes one knob.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -19,6 +17,7 @@ from textual.widgets.option_list import Option
 
 from kronos_train.advisor import Suggestion, suggested_name, write_suggested_preset
 
+from ..snapshot import Snapshot
 from .base import KronosScreen
 
 
@@ -53,11 +52,11 @@ class AdvisorScreen(KronosScreen):
         if self.is_mounted:
             self.show_snapshot(None)
 
-    def parent_preset(self, snap: Any) -> str:
+    def parent_preset(self, snap: Snapshot | None) -> str:
         run = self.kapp.attached_run
-        return (run.preset_name() if run is not None else "") or (snap.preset if snap else "")
+        return (run.preset_name() if run is not None else "") or (snap.header.preset if snap else "")
 
-    def show_snapshot(self, snap: Any) -> None:
+    def show_snapshot(self, snap: Snapshot | None) -> None:
         head = self.query_one("#advisor-head", Static)
         run = self.kapp.attached_run
         if run is None:
@@ -67,13 +66,14 @@ class AdvisorScreen(KronosScreen):
         if snap is None:
             head.update(f"reading {run.run_id} …")
             return
-        if not snap.suggestions:
-            head.update(f"{snap.run_id}: nothing to advise — no OOM, validation loss not stuck, loss steady, "
+        run_id, suggestions = snap.header.run_id, snap.checks.suggestions
+        if not suggestions:
+            head.update(f"{run_id}: nothing to advise — no OOM, validation loss not stuck, loss steady, "
                         "GPUs busy (or no GPU readings)")
         else:
-            head.update(f"{snap.run_id}: {len(snap.suggestions)} suggestion(s) from the guide's FAQ; "
+            head.update(f"{run_id}: {len(suggestions)} suggestion(s) from the guide's FAQ; "
                         f"w writes a preset extending {self.parent_preset(snap)}")
-        self._set_suggestions(list(snap.suggestions))
+        self._set_suggestions(list(suggestions))
 
     def _set_suggestions(self, suggestions: list[Suggestion]) -> None:
         ids = [s.id for s in suggestions]

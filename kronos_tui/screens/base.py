@@ -8,6 +8,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
+from ..snapshot import Snapshot
 from ..widgets.navbar import NavBar
 
 
@@ -40,6 +41,16 @@ class KronosScreen(Screen):
 
     def worker_failed(self, worker: Worker) -> None:
         """Screens that show progress for a worker mark it finished here."""
+
+    # What the app tells its screens; each screen overrides what concerns it.
+    def show_snapshot(self, snap: Snapshot) -> None:
+        """A new snapshot of the attached run (the current screen only)."""
+
+    def preset_changed(self) -> None:
+        """The user selected another preset."""
+
+    def run_changed(self) -> None:
+        """The app attached another run; its first snapshot follows."""
 
     def refresh_nav(self) -> None:
         for bar in self.query(NavBar):

@@ -27,7 +27,8 @@ from textual.widgets import ProgressBar, Static
 from kronos_train.checks import CheckResult
 from kronos_train.config import KronosConfig, config_hash, load_preset
 
-from ..messages import ChecksUpdated
+from ..messages import ChecksUpdated, ModelChecked
+from ..snapshot import Snapshot
 from .base import KronosScreen
 
 SYMBOL = {"ok": "✓", "warn": "!", "error": "✗", "info": "i", "skip": "-", "pending": "…"}
@@ -211,13 +212,13 @@ class ChecklistScreen(KronosScreen):
             render_results("Before training (训练前)", self.combined_before(), self.expanded))
 
     # ---------------------------------------------------------------- during / after
-    def show_snapshot(self, snap: Any) -> None:
+    def show_snapshot(self, snap: Snapshot) -> None:
         self._render_run(snap)
 
     def show_run_checks(self) -> None:
         self._render_run(self.kapp.snapshot)
 
-    def _render_run(self, snap: Any) -> None:
+    def _render_run(self, snap: Snapshot | None) -> None:
         run = self.kapp.attached_run
         if run is None:
             hint = [CheckResult("run.none", "No run attached", "skip", "launch one (l) or pick one in Runs (4)")]
@@ -226,7 +227,8 @@ class ChecklistScreen(KronosScreen):
             wait = [CheckResult("run.reading", "Reading the run", "pending", run.run_id)]
             during, after, label = wait, wait, f" — run {run.run_id}"
         else:
-            during, after, label = snap.during, snap.after, f" — run {snap.run_id} ({snap.state})"
+            head = snap.header
+            during, after, label = snap.checks.during, snap.checks.after, f" — run {head.run_id} ({head.state})"
         self.query_one("#check-during", Static).update(
             render_results(f"During training (训练中){label}", during, self.expanded))
         self.query_one("#check-after", Static).update(
@@ -254,11 +256,4 @@ class ChecklistScreen(KronosScreen):
 
     @work(thread=True, exclusive=True, group="run-model-check", exit_on_error=False)
     def _run_model_check(self, run: Any) -> None:
-        results = self.kapp.services.run_model_check(run)
-        app = self.kapp
-
-        def store() -> None:
-            app.model_checks[run.run_id] = results
-            app.wake_follower()
-
-        app.call_from_thread(store)
+        self.app.post_message(ModelChecked(run.run_id, self.kapp.services.run_model_check(run)))

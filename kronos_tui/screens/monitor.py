@@ -20,6 +20,7 @@ from textual.widgets import Button, ContentSwitcher, Log, Static
 
 from kronos_train.control.runfolder import state_word
 
+from ..snapshot import LogLines, Snapshot
 from ..view import X_AXES
 from ..widgets.panels import GpuPanel, RunFacts, StageProgress
 from ..widgets.plots import LossPlot, LrPlot
@@ -35,17 +36,17 @@ LOG_TITLE = "log: stdout, E = stderr · f larger/smaller"
 LOG_BEHIND = "new lines ↓ (end: follow)"
 
 
-def controllable(snap: Any, action: str) -> bool:
+def controllable(snap: Snapshot | None, action: str) -> bool:
     """Stop and abort reach a running supervisor through its folder, and a queued
     SLURM job through scancel; an early stop needs a stage that is training."""
     if snap is None:
         return False
-    return snap.alive or (snap.queued and action != "early_stop")
+    return snap.header.alive or (snap.header.queued and action != "early_stop")
 
 
-def resumable(snap: Any) -> bool:
+def resumable(snap: Snapshot | None) -> bool:
     """Not running, with a checkpoint, and not already queued again (a requeued SLURM job resumes by itself)."""
-    return snap is not None and not snap.alive and snap.can_resume and not snap.queued
+    return snap is not None and not snap.header.alive and snap.header.can_resume and not snap.header.queued
 
 
 class MonitorScreen(KronosScreen):
@@ -143,7 +144,7 @@ class MonitorScreen(KronosScreen):
             self._shown[selector] = key
             self.query_one(selector, Static).update(content)
 
-    def show_snapshot(self, snap: Any) -> None:
+    def show_snapshot(self, snap: Snapshot) -> None:
         if not self.is_current:
             return
         for selector, shown in (("#monitor-empty", False), ("#monitor-main", not self.has_class("-log-big")),
@@ -151,59 +152,60 @@ class MonitorScreen(KronosScreen):
             self._show(selector, shown)
         self._set("#run-line", self._run_line(snap))
         ascii_only = self.kapp.ascii_only
-        self.query_one(StageProgress).show(snap, ascii_only)
+        self.query_one(StageProgress).show(snap.stages, ascii_only)
         self.query_one(RunFacts).show(snap)
         current = self.query_one(ContentSwitcher).current
         if current == "loss-view":
-            self.query_one(LossPlot).show(snap)
+            self.query_one(LossPlot).show(snap.plot)
         elif current == "lr-view":
-            self.query_one(LrPlot).show(snap)
+            self.query_one(LrPlot).show(snap.plot)
         else:
-            self.query_one("#gpu-detail", GpuPanel).show(snap, ascii_only)
+            self.query_one("#gpu-detail", GpuPanel).show(snap.hardware, ascii_only)
         self._show("#gpu-compact", current != "gpu-view")        # said once: the GPU view has it in full
-        self.query_one("#gpu-compact", GpuPanel).show(snap, ascii_only)
-        self._append_log(snap)
+        self.query_one("#gpu-compact", GpuPanel).show(snap.hardware, ascii_only)
+        self._append_log(snap.log)
         self._sync_width()
         self._refresh_controls()
-        if self._shown.get("nav") != snap.run_id:
-            self._shown["nav"] = snap.run_id
+        if self._shown.get("nav") != snap.header.run_id:
+            self._shown["nav"] = snap.header.run_id
             self.refresh_nav()
 
-    def _append_log(self, snap: Any) -> None:
+    def _append_log(self, tail: LogLines) -> None:
         """Append only the lines added since the last snapshot; follow the end
         unless the user scrolled up, then say that new lines wait below."""
         log = self.query_one("#log-tail", Log)
-        new = snap.log_total - self._log_total
+        new = tail.total - self._log_total
         following = log.is_vertical_scroll_end or log.max_scroll_y == 0
         if new > 0:
-            if self._log_total < 0 or new > len(snap.log_lines):
+            if self._log_total < 0 or new > len(tail.lines):
                 log.clear()
-                new, following = len(snap.log_lines), True
-            log.write_lines(snap.log_lines[len(snap.log_lines) - new:], scroll_end=False)
+                new, following = len(tail.lines), True
+            log.write_lines(tail.lines[len(tail.lines) - new:], scroll_end=False)
             if following:
                 log.call_after_refresh(log.scroll_end, animate=False, x_axis=False)
-        self._log_total = snap.log_total
+        self._log_total = tail.total
         title = LOG_TITLE if following else f"{LOG_BEHIND} · {LOG_TITLE}"
         if log.border_title != title and (new > 0 or following):
             log.border_title = title
 
-    def _run_line(self, snap: Any) -> Text:
+    def _run_line(self, snap: Snapshot) -> Text:
+        head = snap.header
         text = Text()
-        text.append(f"{snap.run_id} ", style="bold")
-        text.append(f"· {snap.preset} · ")
-        text.append(state_word(snap.state), style="bold")
-        if snap.scheduler:              # right after the state: where the job is matters most on a cluster
-            text.append(f" · {snap.scheduler.removeprefix('SLURM ')}")
-        if snap.attempt:
-            text.append(f" · attempt {snap.attempt}")
-        if snap.host:
-            text.append(f" · {snap.host}")
-        if not snap.caught_up:
-            text.append(f" · reading {snap.progress:.0%}", style="italic")
-        for request in snap.pending_requests:
+        text.append(f"{head.run_id} ", style="bold")
+        text.append(f"· {head.preset} · ")
+        text.append(state_word(head.state), style="bold")
+        if head.scheduler:              # right after the state: where the job is matters most on a cluster
+            text.append(f" · {head.scheduler.removeprefix('SLURM ')}")
+        if head.attempt:
+            text.append(f" · attempt {head.attempt}")
+        if head.host:
+            text.append(f" · {head.host}")
+        if not snap.reading.caught_up:
+            text.append(f" · reading {snap.reading.progress:.0%}", style="italic")
+        for request in head.pending_requests:
             text.append(f" · {request}…", style="italic")
-        if snap.errors:
-            text.append(f" · ✗ {snap.errors[-1].get('kind')} error", style="bold red")
+        if head.errors:
+            text.append(f" · ✗ {head.errors[-1].get('kind')} error", style="bold red")
         return text
 
     # ---------------------------------------------------------------- availability
@@ -218,9 +220,9 @@ class MonitorScreen(KronosScreen):
 
     def _refresh_controls(self) -> None:
         snap = self.kapp.snapshot
-        alive = snap is not None and snap.alive
+        alive = snap is not None and snap.header.alive
         can_resume = resumable(snap)
-        queued = snap is not None and snap.queued
+        queued = snap is not None and snap.header.queued
         if self._controls == (alive, can_resume, queued):
             return                      # the footer recomposes on every refresh_bindings: only on change
         self._controls = (alive, can_resume, queued)
@@ -290,7 +292,7 @@ class MonitorScreen(KronosScreen):
         if snap is None or not snap.stages:
             return
         names = [s.name for s in snap.stages]
-        current = snap.stage if snap.stage in names else names[0]
+        current = snap.plot.stage if snap.plot.stage in names else names[0]
         nxt = names[(names.index(current) + 1) % len(names)]
         self.kapp.set_view(stage=nxt)
         self.notify(f"showing the {nxt} stage", timeout=1.5)

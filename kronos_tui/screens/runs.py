@@ -352,7 +352,7 @@ class RunsScreen(KronosScreen):
         ca, _ = config_of_run(a)
         cb, _ = config_of_run(b)
         if ca is None or cb is None:
-            self.app.call_from_thread(self.notify, "a run has no readable config.yaml", severity="error")
+            self.notify("a run has no readable config.yaml", severity="error")
             return
         rows = differences(ca, cb)
         self.app.call_from_thread(self.app.push_screen, DiffScreen(f"{a.run_id} vs {b.run_id}", a.run_id, b.run_id, rows))

@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..series import fmt_duration, fmt_num, sparkline
+from ..snapshot import Hardware, Snapshot, StageView
 
 STATUS_MARK = {"pending": "·", "running": "▶", "completed": "✓", "early_stopped": "✓", "stopped": "■",
                "failed": "✗", "skipped": "-", "interrupted": "!", "aborted": "✗"}
@@ -30,11 +31,11 @@ class StageProgress(Static):
     StageProgress { height: auto; max-height: 3; }
     """
 
-    def show(self, snap: Any, ascii_only: bool = False) -> None:
+    def show(self, stages: list[StageView], ascii_only: bool = False) -> None:
         text = Text()
-        if not snap.stages:
+        if not stages:
             text.append("no stage has started yet", style="dim")
-        for i, s in enumerate(snap.stages):
+        for i, s in enumerate(stages):
             if i:
                 text.append("\n")
             mark = STATUS_MARK.get(s.status, "?")
@@ -53,32 +54,34 @@ class RunFacts(Static):
     RunFacts { height: auto; }
     """
 
-    def show(self, snap: Any) -> None:
-        view = snap.view
+    def show(self, snap: Snapshot) -> None:
+        plot = snap.plot
+        view = plot.view
         lines = Text()
-        lines.append(f"{snap.stage or '—'}\n", style="bold")
-        if snap.last_loss is not None:
-            lines.append(f"last  {fmt_num(snap.last_loss, 5)} @ {snap.last_step}\n")
-        if snap.best is not None:
-            val, step, epoch = snap.best
+        lines.append(f"{plot.stage or '—'}\n", style="bold")
+        if plot.last_loss is not None:
+            lines.append(f"last  {fmt_num(plot.last_loss, 5)} @ {plot.last_step}\n")
+        if plot.best is not None:
+            val, step, epoch = plot.best
             lines.append("best val ", style="bold")
             lines.append(f"{val:.6g}\n", style="bold green")
             lines.append(f"  @ step {step} (epoch {epoch})\n")
-        if snap.last_lr is not None:
-            lines.append(f"lr    {snap.last_lr:.3g}\n")
-        active = next((s for s in snap.stages if s.name == snap.stage), None)
+        if plot.last_lr is not None:
+            lines.append(f"lr    {plot.last_lr:.3g}\n")
+        active = next((s for s in snap.stages if s.name == plot.stage), None)
         if active is not None and active.samples_per_s:
             lines.append(f"{active.samples_per_s:,.0f} samples/s\n")
-        if snap.budget_left_s is not None:
-            short = active is not None and active.eta_s is not None and active.eta_s > snap.budget_left_s
-            lines.append(f"budget {fmt_duration(snap.budget_left_s)} left" + (": stops first" if short else "") + "\n",
+        budget_left_s = snap.header.budget_left_s
+        if budget_left_s is not None:
+            short = active is not None and active.eta_s is not None and active.eta_s > budget_left_s
+            lines.append(f"budget {fmt_duration(budget_left_s)} left" + (": stops first" if short else "") + "\n",
                          style="yellow" if short else "")
         lines.append(f"ema {view.smoothing:g} · {'last ' + str(view.zoom_last) if view.zoom_last else 'all'}"
                      f" · {'log' if view.log_y else 'lin'}\n", style="dim")
-        for note in snap.notes:
+        for note in plot.notes:
             lines.append(f"{note}\n", style="italic")
-        if snap.bad_lines:
-            lines.append(f"{snap.bad_lines} unreadable line(s) skipped\n", style="yellow")
+        if snap.reading.bad_lines:
+            lines.append(f"{snap.reading.bad_lines} unreadable line(s) skipped\n", style="yellow")
         self.update(lines)
 
 
@@ -107,18 +110,18 @@ class GpuPanel(Static):
         super().__init__(**kwargs)
         self.detailed = detailed
 
-    def show(self, snap: Any, ascii_only: bool = False) -> None:
+    def show(self, hw: Hardware, ascii_only: bool = False) -> None:
         text = Text()
-        if not snap.gpus and (snap.gpu_state == "none" or snap.workers):
-            self.update(self._cpu_workers(snap, ascii_only))
+        if not hw.gpus and (hw.gpu_state == "none" or hw.workers):
+            self.update(self._cpu_workers(hw, ascii_only))
             return
-        text.append("GPUs" + (f" · {snap.host}" if self.detailed and snap.host else "") + "\n", style="bold")
-        if not snap.gpus:
-            text.append("waiting for GPU readings…" if snap.gpu_state == "waiting" else "no GPU readings", style="dim")
+        text.append("GPUs" + (f" · {hw.host}" if self.detailed and hw.host else "") + "\n", style="bold")
+        if not hw.gpus:
+            text.append("waiting for GPU readings…" if hw.gpu_state == "waiting" else "no GPU readings", style="dim")
             self.update(text)
             return
-        hosts = {g.host for g in snap.gpus}
-        for g in snap.gpus:
+        hosts = {g.host for g in hw.gpus}
+        for g in hw.gpus:
             label = f"{g.host[:8]}:{g.index}" if len(hosts) > 1 else f"{g.index}"
             if g.lost:
                 text.append(f"{label} LOST — stopped answering\n", style="bold red")
@@ -139,28 +142,28 @@ class GpuPanel(Static):
                 text.append(f"{label:<2} {util_txt:>4} ", style=style)
                 text.append(sparkline(g.util, 5, 0, 100, ascii_only))
                 text.append(f" {_mem(used)}/{_mem(g.mem_total_mb)}G {power_txt}\n")
-        if snap.gpu_reason and snap.gpu_state != "none":
-            text.append(f"{snap.gpu_reason}\n", style="yellow")
-        if self.detailed and snap.workers:
+        if hw.gpu_reason and hw.gpu_state != "none":
+            text.append(f"{hw.gpu_reason}\n", style="yellow")
+        if self.detailed and hw.workers:
             text.append("\n")
-            text.append_text(self._cpu_workers(snap, ascii_only, heading=False))
+            text.append_text(self._cpu_workers(hw, ascii_only, heading=False))
         self.update(text)
 
-    def _cpu_workers(self, snap: Any, ascii_only: bool, heading: bool = True) -> Text:
+    def _cpu_workers(self, hw: Hardware, ascii_only: bool, heading: bool = True) -> Text:
         """What a CPU run needs instead of GPUs: each worker's CPU %, memory and
         threads, as the run's supervisor recorded them (``workers`` events)."""
         text = Text()
-        host = f" · {snap.workers[0].host}" if self.detailed and snap.workers else ""
-        ended = " · last reading" if snap.workers and not snap.alive else ""    # those processes are gone
+        host = f" · {hw.workers[0].host}" if self.detailed and hw.workers else ""
+        ended = " · last reading" if hw.workers and not hw.alive else ""    # those processes are gone
         text.append(f"CPU workers{host}{ended}\n", style="bold")
-        if heading and snap.gpu_state == "none":
-            reason = snap.gpu_reason or "no NVIDIA GPU on this node"
+        if heading and hw.gpu_state == "none":
+            reason = hw.gpu_reason or "no NVIDIA GPU on this node"
             text.append(f"{reason if self.detailed else 'no NVIDIA GPU'}\n", style="dim")
-        if not snap.workers:
+        if not hw.workers:
             text.append("no worker readings yet (the supervisor records them every few seconds while a stage "
                         "runs)" if self.detailed else "no worker readings yet", style="dim")
             return text
-        for w in snap.workers:
+        for w in hw.workers:
             cpu = w.cpu[-1] if w.cpu else None
             rss = w.rss_mb[-1] if w.rss_mb else None
             cpu_txt = "n/a" if cpu is None else f"{cpu:.0f}%"

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def slurm_line(app: KronosApp) -> str:
-    return app.snapshot.scheduler if app.snapshot is not None else ""
+    return app.snapshot.header.scheduler if app.snapshot is not None else ""
 
 
 async def test_launch_on_slurm_watch_stop_and_resume_from_the_tui(slurm_cluster, workspace, monkeypatch):
@@ -53,13 +53,13 @@ async def test_launch_on_slurm_watch_stop_and_resume_from_the_tui(slurm_cluster,
             await wait_for(pilot, lambda: app.attached_run is not None, timeout=60, what="the job to be submitted")
             run = app.attached_run
             first_job = read_job_record(run).job_id
-            await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.raw and app.snapshot.alive,
+            await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.plot.raw and app.snapshot.header.alive,
                            timeout=300, what="steps of the SLURM job")
             await wait_for(pilot, lambda: "running on node[1-2]" in slurm_line(app), timeout=30,
                            what="the job's nodes on the monitor")
             assert run.read_status()["host"] != LOGIN_HOST        # the supervisor is on a compute node
             await pilot.press("s")
-            await wait_for(pilot, lambda: app.snapshot.state == "stopped" and not app.snapshot.alive, timeout=300,
+            await wait_for(pilot, lambda: app.snapshot.header.state == "stopped" and not app.snapshot.header.alive, timeout=300,
                            what="the run to stop")
             assert wait_final(run, first_job) == "stopped" and run.has_committed_checkpoint()
             await wait_for(pilot, lambda: "the run stopped, resumable" in slurm_line(app), timeout=30,
@@ -73,7 +73,7 @@ async def test_launch_on_slurm_watch_stop_and_resume_from_the_tui(slurm_cluster,
                            and app.snapshot.last_step > stopped_at, timeout=300, what="steps of the resumed job")
             await pilot.press("e")                               # early stop: the tokenizer ends here
             assert wait_final(run, second_job) == "completed", job_output(run)
-            await wait_for(pilot, lambda: app.snapshot.state == "completed", timeout=30, what="completed on screen")
+            await wait_for(pilot, lambda: app.snapshot.header.state == "completed", timeout=30, what="completed on screen")
         assert [r["status"] for r in events(run, "run_end")] == ["stopped", "completed"]
         resumed = [r for r in events(run, "stage_start", "tokenizer") if r.get("attempt") == 1]
         assert resumed and resumed[0]["resumed_from"] == stopped_at       # exactly where the Stop key left it

@@ -102,7 +102,7 @@ def test_status_command_and_tui_row_survive_any_run_folder(tmp_path, status, rec
     assert isinstance(row.state, str)
     follower = RunFollower(run, sample_gpus=False)
     follower.poll()
-    assert isinstance(follower.snapshot(View()).state, str)
+    assert isinstance(follower.snapshot(View()).header.state, str)
     follower.close()
 
 

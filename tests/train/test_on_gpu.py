@@ -44,7 +44,7 @@ def panel_text(snapshot) -> str:
         app = PanelApp()
         async with app.run_test(size=(70, 16)) as pilot:
             panel = app.query_one(GpuPanel)
-            panel.show(snapshot)
+            panel.show(snapshot.hardware)
             await pilot.pause()
             return str(panel.render())
 
@@ -77,7 +77,7 @@ def test_a_bf16_run_of_both_stages_on_the_gpu_reaches_the_events_and_the_gpu_pan
     follower = RunFollower(run, sample_gpus=False, local_host="another-node")   # read the events, not NVML
     follower.poll()
     snapshot = follower.snapshot(View())
-    assert snapshot.gpus and snapshot.gpu_state == "events"
+    assert snapshot.hardware.gpus and snapshot.hardware.gpu_state == "events"
     text = panel_text(snapshot)
     assert g["name"][:22] in text and "util" in text and "%" in text and "W" in text
 

@@ -82,6 +82,7 @@ async def test_the_command_palette_offers_every_action_of_the_screen(make_app, s
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.2)
         provider = KronosCommands(app.screen)
+        await provider.startup()                 # what opening the palette does
         titles = [title for title, _, _ in provider._commands()]
         for needed in ("Edit", "YAML", "New", "Diff", "Import", "Launch", "Presets", "Runs", "Monitor",
                        "Switch preset: kaggle", "Attach run: 20261127-190000-demo"):

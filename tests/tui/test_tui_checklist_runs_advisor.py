@@ -117,7 +117,7 @@ async def test_runs_table_diff_and_attach(make_app, services):
         await pilot.press("escape")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.current_mode == "monitor" and app.snapshot is not None
-                       and app.snapshot.run_id == "20261127-180000-low-memory")
+                       and app.snapshot.header.run_id == "20261127-180000-low-memory")
         await wait_text(pilot, "oom error")
 
 

@@ -44,9 +44,9 @@ async def test_launch_demo_follow_it_and_early_stop_a_stage(tmp_path, monkeypatc
             run = app.attached_run
             assert app.current_mode == "monitor"
             # Real step events arrive from the tokenizer stage.
-            await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.raw, timeout=240,
+            await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.plot.raw, timeout=240,
                            what="the first loss points")
-            assert app.snapshot.alive and stage_status(app, "tokenizer") == "running"
+            assert app.snapshot.header.alive and stage_status(app, "tokenizer") == "running"
             await wait_text(pilot, "tokenizer loss")
             assert await pilot.click("#btn-early-stop")
             await wait_for(pilot, lambda: stage_status(app, "tokenizer") == "early_stopped", timeout=240,
@@ -58,7 +58,7 @@ async def test_launch_demo_follow_it_and_early_stop_a_stage(tmp_path, monkeypatc
             await pilot.press("x")
             await wait_text(pilot, "Abort")
             await pilot.press("y")
-            await wait_for(pilot, lambda: not app.snapshot.alive, timeout=120, what="the run to end")
+            await wait_for(pilot, lambda: not app.snapshot.header.alive, timeout=120, what="the run to end")
             # All of that without torch in the TUI (test_the_tui_never_imports_torch checks it in a fresh process).
             assert torch_already_loaded or "torch" not in sys.modules
     finally:

@@ -174,10 +174,10 @@ def test_snapshot_downsamples_to_the_plot_width_and_marks_the_best(tmp_path):
     while not follower.caught_up:
         follower.poll()
     snap = follower.snapshot(View(width=50))
-    assert len(snap.raw.x) <= 100 and len(snap.smooth.x) <= 100
-    assert snap.best == (2.5, 2000, 1)
+    assert len(snap.plot.raw.x) <= 100 and len(snap.plot.smooth.x) <= 100
+    assert snap.plot.best == (2.5, 2000, 1)
     zoom = follower.snapshot(View(width=50, zoom_last=100, log_y=True))
-    assert min(zoom.raw.x) >= 3900
+    assert min(zoom.plot.raw.x) >= 3900
     assert snap.stages[0].status == "completed" and snap.stages[0].fraction == 1.0
 
 
@@ -248,13 +248,13 @@ def test_follower_shows_the_overview_first_then_the_exact_curves(tmp_path, monke
     follower = RunFollower(run, sample_gpus=False)
     follower.poll(budget_s=0.001)
     first = follower.snapshot(View())
-    assert follower.overview is not None and any("overview" in n for n in first.notes)
-    assert first.raw and first.best is not None
+    assert follower.overview is not None and any("overview" in n for n in first.plot.notes)
+    assert first.plot.raw and first.plot.best is not None
     while not follower.caught_up:
         follower.poll()
     follower.poll()
     last = follower.snapshot(View())
-    assert follower.overview is None and not any("overview" in n for n in last.notes)
+    assert follower.overview is None and not any("overview" in n for n in last.plot.notes)
 
 
 def test_a_replaced_events_file_is_read_again(tmp_path):
@@ -280,10 +280,10 @@ def test_the_follower_tells_requested_and_planned_stops_apart(tmp_path):
         run.request("stop", source="cli", stage="basemodel", at_step=40)
         follower.force_status()
         follower.poll()
-        assert follower.snapshot(View()).pending_requests == ["early stop requested", "stop planned at basemodel step 40"]
+        assert follower.snapshot(View()).header.pending_requests == ["early stop requested", "stop planned at basemodel step 40"]
     follower.force_status()
     follower.poll()
-    assert follower.snapshot(View()).pending_requests == [], "a run that ended honours no request any more"
+    assert follower.snapshot(View()).header.pending_requests == [], "a run that ended honours no request any more"
 
 
 def test_the_time_budget_left_counts_from_the_attempt_start_while_the_run_lives(tmp_path):
@@ -298,7 +298,7 @@ def test_the_time_budget_left_counts_from_the_attempt_start_while_the_run_lives(
     with LiveRun(run):
         follower.force_status()
         follower.poll()
-        assert follower.snapshot(View()).budget_left_s == pytest.approx(3000)
+        assert follower.snapshot(View()).header.budget_left_s == pytest.approx(3000)
     follower.force_status()
     follower.poll()
-    assert follower.snapshot(View()).budget_left_s is None          # not running: nothing counts down
+    assert follower.snapshot(View()).header.budget_left_s is None          # not running: nothing counts down

@@ -83,7 +83,7 @@ async def test_gpu_events_of_a_remote_node_are_shown(make_app, services):
     async with app.run_test(size=(80, 24)) as pilot:
         text = await wait_text(pilot, " 55%")
         assert "0  55%" in text or "0   55%" in text
-        assert [g.index for g in app.snapshot.gpus] == [0, 1, 2, 3]     # the side column scrolls to the others
+        assert [g.index for g in app.snapshot.hardware.gpus] == [0, 1, 2, 3]     # the side column scrolls to the others
         assert app._follower.should_sample_gpus() is False     # another node: not this node's NVML
 
 
@@ -92,7 +92,7 @@ async def test_early_stop_and_stop_write_requests_by_key_and_by_click(make_app, 
     with LiveRun(run):
         app = make_app()
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.alive)
+            await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.header.alive)
             await pilot.press("e")
             await wait_for(pilot, lambda: (run.requests_dir / "early_stop.json").exists())
             await wait_text(pilot, "early stop requested")
@@ -108,7 +108,7 @@ async def test_abort_asks_first(make_app, services):
     with LiveRun(run):
         app = make_app()
         async with app.run_test(size=(80, 24)) as pilot:
-            await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.alive)
+            await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.header.alive)
             await pilot.press("x")
             await wait_text(pilot, "Abort 20261127-190000-demo?")
             await pilot.press("n")
@@ -143,7 +143,7 @@ async def test_resume_is_enabled_only_for_an_interrupted_run_with_a_checkpoint(m
 
         await wait_for(pilot, lambda: "! interrupted" in stage_line(), what="the stage line says interrupted")
         assert "ETA" not in stage_line() and "running" not in stage_line()
-        await wait_for(pilot, lambda: app.snapshot.can_resume and not app.screen.query_one("#btn-resume").disabled)
+        await wait_for(pilot, lambda: app.snapshot.header.can_resume and not app.screen.query_one("#btn-resume").disabled)
         await pilot.pause(0.1)
         assert app.screen.check_action("resume", ()) is True
         assert await pilot.click("#btn-resume")
@@ -184,8 +184,8 @@ async def test_overlay_another_run(make_app, services):
         await pilot.press("o")
         await wait_text(pilot, "Overlay another run")
         await pilot.press("down", "enter")
-        await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.overlay, what="overlay drawn")
-        assert app.snapshot.overlay_label == "20261127-180000-demo"
+        await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.plot.overlay, what="overlay drawn")
+        assert app.snapshot.plot.overlay_label == "20261127-180000-demo"
         legend = screen_text(app)
         assert "0000-demo" in legend                  # the legend names it
         assert "++ " in legend and "•• loss" in legend, "the overlay and the loss differ by marker, not colour only"

@@ -42,8 +42,8 @@ def on(pilot, screen_type):
 
 async def monitor_ready(pilot) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.caught_up
-                   and (app.snapshot.gpus or app.snapshot.workers))
+    await wait_for(pilot, lambda: app.snapshot is not None and app.snapshot.reading.caught_up
+                   and (app.snapshot.hardware.gpus or app.snapshot.hardware.workers))
     await pilot.pause(0.3)
 
 
@@ -133,7 +133,7 @@ def test_abort_confirmation_and_overlay_pick(snap_compare, make_app, services, f
     with LiveRun(live):
         async def ready(pilot):
             await monitor_ready(pilot)
-            await wait_for(pilot, lambda: pilot.app.snapshot.alive)
+            await wait_for(pilot, lambda: pilot.app.snapshot.header.alive)
             await pilot.press("x")
             await wait_for(pilot, on(pilot, ConfirmDialog))
             await pilot.pause(0.2)
