@@ -69,8 +69,8 @@ async def test_launch_on_slurm_watch_stop_and_resume_from_the_tui(slurm_cluster,
             await wait_for(pilot, lambda: read_job_record(run).job_id != first_job, timeout=60,
                            what="a new job to be submitted")
             second_job = read_job_record(run).job_id
-            await wait_for(pilot, lambda: app.snapshot.alive and app.snapshot.last_step is not None
-                           and app.snapshot.last_step > stopped_at, timeout=300, what="steps of the resumed job")
+            await wait_for(pilot, lambda: app.snapshot.header.alive and app.snapshot.plot.last_step is not None
+                           and app.snapshot.plot.last_step > stopped_at, timeout=300, what="steps of the resumed job")
             await pilot.press("e")                               # early stop: the tokenizer ends here
             assert wait_final(run, second_job) == "completed", job_output(run)
             await wait_for(pilot, lambda: app.snapshot.header.state == "completed", timeout=30, what="completed on screen")
