@@ -62,7 +62,9 @@ from kronos_train.train.loop import Stage, train_step  # noqa: E402
 from kronos_train.train.schedules import LRSchedule  # noqa: E402
 from kronos_train.train.stages import OFFICIAL_TOKENIZER_BETAS, build_optimizer, compiled, use_tf32  # noqa: E402
 
-STAMP_SIZES = (60, 24, 7, 32, 13)          # minute, hour, weekday, day, month table sizes
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_model import random_batch  # noqa: E402  (the same random batch as the model benchmark)
+
 TINY = ("baseline-tiny-tokenizer", "baseline-tiny-predictor")
 # Official fine-tuning settings (finetune_csv and the kaggle config): lr, AdamW betas, clip.
 TOKENIZER_SETTINGS = (2e-4, OFFICIAL_TOKENIZER_BETAS, 2.0)
@@ -131,13 +133,6 @@ def official_commit(path: Path) -> str:
 
 
 # --------------------------------------------------------------------------- batch and variants
-
-def random_batch(batch: int, window: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, window, 6, generator=g).clamp(-5, 5)
-    stamp = torch.stack([torch.randint(0, n, (batch, window), generator=g) for n in STAMP_SIZES], dim=-1)
-    return x.to(device), stamp.float().to(device)
-
 
 def bf16_autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if enabled else contextlib.nullcontext()
